@@ -1,0 +1,75 @@
+/*
+ * irisvip.h — the IRIS $ZF callout ABI as irisvip uses it, and irisvip's exports.
+ *
+ * Written from the documented facts (see README, "IRIS callout ABI"): InterSystems'
+ * "Using the $ZF Callout Interface" guide and the $ZF reference pages. No InterSystems
+ * header is copied. build.rs runs bindgen over this file, so the Rust side uses exactly
+ * the layout declared here; a C caller (or a test host) can include it as is.
+ */
+#ifndef IRISVIP_H
+#define IRISVIP_H
+
+#include <wchar.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exit status of a callout function (not the value ObjectScript sees). */
+#define IRISVIP_ZF_SUCCESS 0
+#define IRISVIP_ZF_FAILURE 1
+
+/* Default capacity of a $ZF reply string (ZFString), NUL included. */
+#define IRISVIP_DEFAULT_STRSIZE 32767
+
+/*
+ * One function table entry: name, argument descriptor, function.
+ * The function pointer has no prototype on purpose: IRIS calls each entry with the
+ * arguments its descriptor names. The table ends with an all-NULL entry.
+ */
+typedef struct zfestr {
+    const char *zfename;
+    const char *zfead;
+    int (*zfeep)();
+} zfestr;
+
+/*
+ * IRIS's callback table (cbtp) as passed to GetZFTable on Linux: nine slots, in this order.
+ */
+typedef struct irisvip_callbacks {
+    int (*zfstrsize)(void);                      /* 1: capacity of a $ZF reply string */
+    int (*zferror)(int, int);                    /* 2 */
+    int (*mgrdira)(int len, char *buf);          /* 3: manager directory, narrow */
+    int (*mgrdirw)(int len, unsigned short *buf);/* 4: manager directory, UTF-16 */
+    int (*sigrtchk)(void);                       /* 5: after EINTR: -1 error, 0 restart, 1 SIGINT/SIGTERM */
+    int (*sigrtclr)(void);                       /* 6: clear the signal state before a blocking call */
+    int (*dzfalarm)(void);                       /* 7: the only sanctioned SIGALRM */
+    int (*zfresjob)(void);                       /* 8 */
+    int (*mgrdirh)(int len, wchar_t *buf);       /* 9: manager directory, wide */
+} irisvip_callbacks;
+
+/* Signature of every irisvip entry (descriptor "cC"): config in, NUL-terminated JSON out. */
+typedef int (*irisvip_entry_fn)(const char *config, char *result);
+
+/* Signatures of the loader hooks. */
+typedef const zfestr *(*irisvip_get_table_fn)(const irisvip_callbacks *cbtp, const void *eftp);
+typedef int (*irisvip_init_fn)(void);
+typedef int (*irisvip_unload_fn)(void);
+
+/*
+ * Exports. Entries always return IRISVIP_ZF_SUCCESS once a result was written (success
+ * or failure is inside the JSON); IRISVIP_ZF_FAILURE only when result is NULL.
+ * `result` must hold zfstrsize() bytes; never more is written, the NUL included.
+ */
+const zfestr *GetZFTable(const irisvip_callbacks *cbtp, const void *eftp);
+int ZFInit(void);
+int ZFUnload(void);
+int vip_claim(const char *config, char *result);   /* table entry 1, "cC" */
+int vip_release(const char *config, char *result); /* table entry 2, "cC" */
+int vip_status(const char *config, char *result);  /* table entry 3, "cC" */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IRISVIP_H */

@@ -1,0 +1,264 @@
+//! EC2 calls, one function per operation, plus the fallbacks the contract asks for
+//! (Replace↔Create when a route appears or vanishes between our read and our write).
+
+use super::{error_code, sdk_error};
+use crate::config::Selection;
+use crate::error::{Error, Result};
+use crate::net::Ipv4Net;
+use crate::plan::{RouteView, Step};
+use crate::report::{Action, RouteState};
+use aws_sdk_ec2::types::{Filter, RouteState as AwsRouteState, RouteTable};
+use aws_sdk_ec2::Client;
+
+/// One selected route table as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableObs {
+    pub id: String,
+    pub vpc_id: Option<String>,
+    pub route: RouteView,
+}
+
+/// What we need to know about an ENI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EniInfo {
+    pub vpc_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub source_dest_check: Option<bool>,
+}
+
+/// Every IPv4 CIDR associated with the VPC.
+pub async fn vpc_cidrs(client: &Client, vpc_id: &str) -> Result<Vec<Ipv4Net>> {
+    let out = client
+        .describe_vpcs()
+        .vpc_ids(vpc_id)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeVpcs", vpc_id, e))?;
+    let Some(vpc) = out.vpcs().first() else {
+        return Err(Error::not_found(format!(
+            "VPC {vpc_id} does not exist in this region"
+        )));
+    };
+    let mut cidrs: Vec<Ipv4Net> = vpc
+        .cidr_block_association_set()
+        .iter()
+        .filter(|a| {
+            // Disassociated blocks no longer constrain routes.
+            !matches!(
+                a.cidr_block_state()
+                    .and_then(|s| s.state())
+                    .map(|s| s.as_str()),
+                Some("disassociated") | Some("failed")
+            )
+        })
+        .filter_map(|a| a.cidr_block()?.parse().ok())
+        .collect();
+    if let Some(primary) = vpc.cidr_block().and_then(|c| c.parse().ok()) {
+        if !cidrs.contains(&primary) {
+            cidrs.push(primary);
+        }
+    }
+    Ok(cidrs)
+}
+
+/// The selected route tables and the route to `dest` in each.
+///
+/// `Ids` is asked for by id (EC2 answers `InvalidRouteTableID.NotFound` for a missing one) and
+/// reported in the order given; the others are filtered to the VPC and sorted by id.
+pub async fn route_tables(
+    client: &Client,
+    sel: &Selection,
+    vpc_id: &str,
+    dest: &str,
+) -> Result<Vec<TableObs>> {
+    let req = client.describe_route_tables();
+    let req = match sel {
+        Selection::Ids(ids) => req.set_route_table_ids(Some(ids.clone())),
+        Selection::AllInVpc => req.filters(filter("vpc-id", vpc_id)),
+        Selection::Tag { key, value } => req
+            .filters(filter("vpc-id", vpc_id))
+            .filters(filter(&format!("tag:{key}"), value)),
+    };
+    let what = match sel {
+        Selection::Ids(ids) => ids.join(","),
+        _ => vpc_id.to_owned(),
+    };
+    let pages: Vec<RouteTable> = req
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| sdk_error("DescribeRouteTables", &what, e))?;
+    let mut tables: Vec<TableObs> = pages
+        .iter()
+        .filter_map(|t| {
+            Some(TableObs {
+                id: t.route_table_id()?.to_owned(),
+                vpc_id: t.vpc_id().map(str::to_owned),
+                route: vip_route(t, dest),
+            })
+        })
+        .collect();
+    match sel {
+        Selection::Ids(ids) => {
+            let mut ordered = Vec::with_capacity(ids.len());
+            for id in ids {
+                match tables.iter().position(|t| &t.id == id) {
+                    Some(i) => ordered.push(tables.swap_remove(i)),
+                    None => {
+                        return Err(Error::not_found(format!("route table {id} does not exist")))
+                    }
+                }
+            }
+            Ok(ordered)
+        }
+        _ => {
+            tables.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(tables)
+        }
+    }
+}
+
+/// The ENI's VPC, instance and SourceDestCheck.
+pub async fn describe_eni(client: &Client, eni: &str) -> Result<EniInfo> {
+    let out = client
+        .describe_network_interfaces()
+        .network_interface_ids(eni)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeNetworkInterfaces", eni, e))?;
+    let Some(ni) = out.network_interfaces().first() else {
+        return Err(Error::not_found(format!(
+            "network interface {eni} does not exist"
+        )));
+    };
+    Ok(EniInfo {
+        vpc_id: ni.vpc_id().map(str::to_owned),
+        instance_id: ni
+            .attachment()
+            .and_then(|a| a.instance_id())
+            .map(str::to_owned),
+        source_dest_check: ni.source_dest_check(),
+    })
+}
+
+/// Carries out one step on one table, with the contract's fallbacks; returns what was done.
+pub async fn apply(
+    client: &Client,
+    table: &str,
+    dest: &str,
+    eni: &str,
+    step: Step,
+) -> Result<Action> {
+    match step {
+        Step::Keep => Ok(Action::Unchanged),
+        Step::Replace => match replace(client, table, dest, eni).await {
+            Ok(()) => Ok(Action::Replaced),
+            // The route vanished since we read it: create it.
+            Err(e)
+                if matches!(
+                    error_code(&e),
+                    Some("InvalidParameterValue" | "InvalidRoute.NotFound")
+                ) =>
+            {
+                create(client, table, dest, eni)
+                    .await
+                    .map(|()| Action::Created)
+                    .map_err(|e| sdk_error("CreateRoute", table, e))
+            }
+            Err(e) => Err(sdk_error("ReplaceRoute", table, e)),
+        },
+        Step::Create => match create(client, table, dest, eni).await {
+            Ok(()) => Ok(Action::Created),
+            // Someone created it since we read it: replace it.
+            Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
+                replace(client, table, dest, eni)
+                    .await
+                    .map(|()| Action::Replaced)
+                    .map_err(|e| sdk_error("ReplaceRoute", table, e))
+            }
+            Err(e) => Err(sdk_error("CreateRoute", table, e)),
+        },
+        Step::Delete => match client
+            .delete_route()
+            .route_table_id(table)
+            .destination_cidr_block(dest)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Action::Deleted),
+            // Already gone: nothing of ours is left to release.
+            Err(e) if error_code(&e) == Some("InvalidRoute.NotFound") => Ok(Action::Unchanged),
+            Err(e) => Err(sdk_error("DeleteRoute", table, e)),
+        },
+    }
+}
+
+type SdkResult<E> = std::result::Result<
+    (),
+    aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
+>;
+
+async fn replace(
+    client: &Client,
+    table: &str,
+    dest: &str,
+    eni: &str,
+) -> SdkResult<aws_sdk_ec2::operation::replace_route::ReplaceRouteError> {
+    client
+        .replace_route()
+        .route_table_id(table)
+        .destination_cidr_block(dest)
+        .network_interface_id(eni)
+        .send()
+        .await
+        .map(|_| ())
+}
+
+async fn create(
+    client: &Client,
+    table: &str,
+    dest: &str,
+    eni: &str,
+) -> SdkResult<aws_sdk_ec2::operation::create_route::CreateRouteError> {
+    client
+        .create_route()
+        .route_table_id(table)
+        .destination_cidr_block(dest)
+        .network_interface_id(eni)
+        .send()
+        .await
+        .map(|_| ())
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// The route to `dest` in `table`, if any, with the id of whatever it targets.
+fn vip_route(table: &RouteTable, dest: &str) -> RouteView {
+    let Some(r) = table
+        .routes()
+        .iter()
+        .find(|r| r.destination_cidr_block() == Some(dest))
+    else {
+        return RouteView::absent();
+    };
+    let target = r
+        .network_interface_id()
+        .or(r.instance_id())
+        .or(r.gateway_id())
+        .or(r.nat_gateway_id())
+        .or(r.transit_gateway_id())
+        .or(r.vpc_peering_connection_id())
+        .or(r.local_gateway_id())
+        .or(r.carrier_gateway_id())
+        .or(r.egress_only_internet_gateway_id())
+        .map(str::to_owned);
+    let state = match r.state() {
+        Some(AwsRouteState::Blackhole) => RouteState::Blackhole,
+        _ => RouteState::Active,
+    };
+    RouteView { target, state }
+}

@@ -1,0 +1,229 @@
+//! What one process keeps between calls: the HTTP client, the IMDS client, the credential
+//! chain, EC2 clients per (region, endpoint), and the discovered identity. Built lazily on the
+//! first call; a forked child gets a new one (see `runtime`).
+
+use super::ec2;
+use super::imds::{self, Identity};
+use crate::dns::InThreadResolver;
+use crate::error::{Error, Result};
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::config::SharedCredentialsProvider;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use futures_util::future::join;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// IMDS answers on the host's link: one second is plenty, two attempts absorb a lost packet.
+const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
+const IMDS_ATTEMPTS: u32 = 2;
+/// EC2 attempts: one try plus retries of throttling, 5xx and transport errors, with
+/// full-jitter exponential backoff from the SDK's standard strategy.
+const EC2_ATTEMPTS: u32 = 4;
+const EC2_BACKOFF: Duration = Duration::from_millis(50);
+const EC2_MAX_BACKOFF: Duration = Duration::from_secs(1);
+const EC2_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One attempt that hangs longer is abandoned and retried (the call's deadline still rules).
+const EC2_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Session {
+    http: SharedHttpClient,
+    provider: ProviderConfig,
+    imds: aws_config::imds::Client,
+    credentials: Option<SharedCredentialsProvider>,
+    region: Option<String>,
+    identity: Option<Identity>,
+    eni_identity: HashMap<String, Identity>,
+    clients: HashMap<(String, Option<String>), aws_sdk_ec2::Client>,
+}
+
+impl Session {
+    pub fn new() -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .build_with_resolver(InThreadResolver);
+        let provider = ProviderConfig::default().with_http_client(http.clone());
+        let imds = aws_config::imds::Client::builder()
+            .configure(&provider)
+            .connect_timeout(IMDS_TIMEOUT)
+            .read_timeout(IMDS_TIMEOUT)
+            .max_attempts(IMDS_ATTEMPTS)
+            .build();
+        Session {
+            http,
+            provider,
+            imds,
+            credentials: None,
+            region: None,
+            identity: None,
+            eni_identity: HashMap::new(),
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Region, EC2 client and identity for one call. The first call of a process looks the
+    /// region and the identity up concurrently (both may need IMDS); later calls use the cache.
+    pub async fn prepare(
+        &mut self,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+        eni: Option<&str>,
+    ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
+        let need_region = region.is_none() && self.region.is_none();
+        let need_imds = eni.is_none() && self.identity.is_none();
+        let (found_region, found_identity) = join(
+            async {
+                if need_region {
+                    Some(self.lookup_region().await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if need_imds {
+                    Some(imds::discover(&self.imds).await)
+                } else {
+                    None
+                }
+            },
+        )
+        .await;
+        if let Some(r) = found_region {
+            self.region = Some(r?);
+        }
+        if let Some(id) = found_identity {
+            self.identity = Some(id?);
+        }
+        let region = match region.or(self.region.as_deref()) {
+            Some(r) => r.to_owned(),
+            None => return Err(Error::internal("region neither configured nor looked up")),
+        };
+        let client = self.ec2(&region, endpoint).await;
+        let identity = self.identity(&client, eni).await?;
+        Ok((region, client, identity))
+    }
+
+    /// The SDK's region chain: `AWS_REGION`, the profile, then IMDS.
+    async fn lookup_region(&self) -> Result<String> {
+        // The SDK's default region chain, with our IMDS client (its timeouts, its HTTP client).
+        let found = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(
+                ProfileFileRegionProvider::builder()
+                    .configure(&self.provider)
+                    .build(),
+            )
+            .or_else(
+                ImdsRegionProvider::builder()
+                    .configure(&self.provider)
+                    .imds_client(self.imds.clone())
+                    .build(),
+            )
+            .region()
+            .await;
+        found.map(|r| r.to_string()).ok_or_else(|| {
+            Error::metadata(
+                "no AWS region: none in the config, AWS_REGION or the profile, and instance metadata did not \
+                 answer; give region= in the config",
+            )
+        })
+    }
+
+    /// An EC2 client for (region, endpoint); `endpoint` None = the SDK's own resolution
+    /// (`AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL`, then the public endpoint).
+    async fn ec2(&mut self, region: &str, endpoint: Option<&str>) -> aws_sdk_ec2::Client {
+        let key = (region.to_owned(), endpoint.map(str::to_owned));
+        if let Some(c) = self.clients.get(&key) {
+            return c.clone();
+        }
+        let credentials = match &self.credentials {
+            Some(c) => c.clone(),
+            None => {
+                let chain = DefaultCredentialsChain::builder()
+                    .configure(
+                        self.provider
+                            .clone()
+                            .with_region(Some(Region::new(region.to_owned()))),
+                    )
+                    .imds_client(self.imds.clone())
+                    .build()
+                    .await;
+                let shared = SharedCredentialsProvider::new(chain);
+                self.credentials = Some(shared.clone());
+                shared
+            }
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(self.http.clone())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(credentials)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(EC2_ATTEMPTS)
+                    .with_initial_backoff(EC2_BACKOFF)
+                    .with_max_backoff(EC2_MAX_BACKOFF),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(EC2_CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(EC2_ATTEMPT_TIMEOUT)
+                    .build(),
+            );
+        if let Some(url) = endpoint {
+            loader = loader.endpoint_url(url);
+        }
+        let client = aws_sdk_ec2::Client::new(&loader.load().await);
+        self.clients.insert(key, client.clone());
+        client
+    }
+
+    /// Who we are: from the ENI's description when the config names the ENI (no IMDS
+    /// needed), else from IMDS. Cached for the life of the process.
+    async fn identity(
+        &mut self,
+        client: &aws_sdk_ec2::Client,
+        eni: Option<&str>,
+    ) -> Result<Identity> {
+        match eni {
+            Some(eni) => {
+                if let Some(id) = self.eni_identity.get(eni) {
+                    return Ok(id.clone());
+                }
+                let info = ec2::describe_eni(client, eni).await?;
+                let Some(vpc_id) = info.vpc_id else {
+                    return Err(Error::not_found(format!(
+                        "network interface {eni} is in no VPC"
+                    )));
+                };
+                let id = Identity {
+                    instance_id: info.instance_id,
+                    eni: eni.to_owned(),
+                    vpc_id,
+                };
+                self.eni_identity.insert(eni.to_owned(), id.clone());
+                Ok(id)
+            }
+            None => {
+                if let Some(id) = &self.identity {
+                    return Ok(id.clone());
+                }
+                let id = imds::discover(&self.imds).await?;
+                self.identity = Some(id.clone());
+                Ok(id)
+            }
+        }
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,405 @@
+//! The config string of the contract: `key=value` pairs separated by `;` or newlines,
+//! parsed into validated settings. Anything unknown, malformed or repeated is refused:
+//! a typo must never silently change which routes move.
+
+use crate::error::{quote, Error, Result};
+use crate::net::Ipv4Net;
+use std::time::Duration;
+
+/// Default deadline of a whole call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// Longest deadline accepted: a callout blocks its IRIS process for that long.
+pub const MAX_TIMEOUT_MS: u64 = 300_000;
+/// Default address label carrying the VIP (as the overlay-IP setups configure it).
+pub const DEFAULT_INTERFACE: &str = "eth0:1";
+
+/// Which route tables a call acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every route table of the instance's VPC.
+    AllInVpc,
+    /// These ids (each must exist and belong to the VPC).
+    Ids(Vec<String>),
+    /// The VPC's tables carrying this tag.
+    Tag { key: String, value: String },
+}
+
+/// Settings of one call, validated as far as possible without AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The overlay address; `None` = the IPv4 address labelled `interface` on this host.
+    pub vip: Option<Ipv4Net>,
+    pub interface: String,
+    pub selection: Selection,
+    pub eni: Option<String>,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub timeout: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            vip: None,
+            interface: DEFAULT_INTERFACE.to_owned(),
+            selection: Selection::AllInVpc,
+            eni: None,
+            region: None,
+            endpoint: None,
+            timeout: DEFAULT_TIMEOUT,
+            dry_run: false,
+        }
+    }
+}
+
+const KEYS: [&str; 9] = [
+    "vip",
+    "interface",
+    "route_tables",
+    "route_table_tag",
+    "eni",
+    "region",
+    "endpoint",
+    "timeout_ms",
+    "dry_run",
+];
+
+/// Parses the raw config bytes (what IRIS passed, up to the first NUL).
+pub fn parse(raw: &[u8]) -> Result<Config> {
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        Error::config(format!(
+            "config is not valid UTF-8 (bad byte at offset {}); use plain key=value text",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut seen: Vec<&str> = Vec::new();
+    let mut cfg = Config::default();
+    let mut tables: Option<Vec<String>> = None;
+    let mut tag: Option<(String, String)> = None;
+
+    for item in text.split([';', '\n']) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(Error::config(format!(
+                "config item {} is not key=value (separate items with `;` or newlines)",
+                quote(item)
+            )));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let Some(known) = KEYS.iter().copied().find(|k| *k == key) else {
+            return Err(Error::config(format!(
+                "unknown config key {}; known keys: {}",
+                quote(key),
+                KEYS.join(", ")
+            )));
+        };
+        if seen.contains(&known) {
+            return Err(Error::config(format!(
+                "config key `{known}` is given twice; give it once"
+            )));
+        }
+        seen.push(known);
+        if value.is_empty() {
+            return Err(Error::config(format!(
+                "config key `{known}` has an empty value; give a value or leave the key out for its default"
+            )));
+        }
+        match known {
+            "vip" => cfg.vip = Some(parse_vip(value)?),
+            "interface" => cfg.interface = parse_interface(value)?,
+            "route_tables" => tables = Some(parse_table_ids(value)?),
+            "route_table_tag" => tag = Some(parse_tag(value)?),
+            "eni" => cfg.eni = Some(parse_id(known, "eni-", value)?),
+            "region" => cfg.region = Some(parse_region(value)?),
+            "endpoint" => cfg.endpoint = Some(parse_endpoint(value)?),
+            "timeout_ms" => cfg.timeout = parse_timeout(value)?,
+            "dry_run" => cfg.dry_run = parse_flag(known, value)?,
+            _ => {
+                return Err(Error::internal(format!(
+                    "config key `{known}` has no parser"
+                )))
+            }
+        }
+    }
+
+    cfg.selection = match (tables, tag) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "give either route_tables or route_table_tag, not both",
+            ))
+        }
+        (Some(ids), None) => Selection::Ids(ids),
+        (None, Some((key, value))) => Selection::Tag { key, value },
+        (None, None) => Selection::AllInVpc,
+    };
+    Ok(cfg)
+}
+
+/// `a.b.c.d` or `a.b.c.d/32`. A well-formed prefix other than /32 is a validation error:
+/// AWS would silently widen such a route to a whole range.
+pub fn parse_vip(value: &str) -> Result<Ipv4Net> {
+    let net: Ipv4Net = value.parse().map_err(|e| {
+        Error::config(format!(
+            "vip: {e}; give the overlay address as a.b.c.d or a.b.c.d/32"
+        ))
+    })?;
+    check_host_route(net)?;
+    Ok(net)
+}
+
+/// The VIP must be one address: a /32 route.
+pub fn check_host_route(net: Ipv4Net) -> Result<()> {
+    if net.prefix != 32 {
+        return Err(Error::validation(format!(
+            "vip {net} is a /{} network; the VIP must be a single address (/32)",
+            net.prefix
+        )));
+    }
+    Ok(())
+}
+
+fn parse_interface(value: &str) -> Result<String> {
+    // Linux labels are at most IFNAMSIZ-1 = 15 bytes, no blanks or slashes.
+    let ok = value.len() <= 15
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'=');
+    if !ok {
+        return Err(Error::config(format!(
+            "interface {} is not an address label such as eth0:1 (≤ 15 characters, no blanks)",
+            quote(value)
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// An AWS resource id: the prefix, then lowercase hex (`rtb-0a1b2c…`).
+fn parse_id(key: &str, prefix: &str, value: &str) -> Result<String> {
+    let ok = value.strip_prefix(prefix).is_some_and(|hex| {
+        (1..=32).contains(&hex.len())
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if !ok {
+        return Err(Error::config(format!(
+            "{key}: {} is not a {prefix}… id (lowercase hex after `{prefix}`)",
+            quote(value)
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_table_ids(value: &str) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for part in value.split(',') {
+        let id = parse_id("route_tables", "rtb-", part.trim())?;
+        if ids.contains(&id) {
+            return Err(Error::config(format!(
+                "route_tables lists {id} twice; list each table once"
+            )));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn parse_tag(value: &str) -> Result<(String, String)> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_owned(), v.trim().to_owned()))
+        }
+        _ => Err(Error::config(format!(
+            "route_table_tag {} is not Key=Value (for example route_table_tag=irisvip=prod)",
+            quote(value)
+        ))),
+    }
+}
+
+fn parse_region(value: &str) -> Result<String> {
+    let ok = value.len() <= 32
+        && value.contains('-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(Error::config(format!(
+            "region {} is not an AWS region name such as us-east-1",
+            quote(value)
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_endpoint(value: &str) -> Result<String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty() && !r.starts_with('/') && r.bytes().all(|b| b.is_ascii_graphic())
+    });
+    if !ok {
+        return Err(Error::config(format!(
+            "endpoint {} is not an http:// or https:// URL",
+            quote(value)
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_timeout(value: &str) -> Result<Duration> {
+    let ms = value.parse::<u64>().ok().filter(|ms| {
+        (1..=MAX_TIMEOUT_MS).contains(ms) && value.bytes().all(|b| b.is_ascii_digit())
+    });
+    match ms {
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None => Err(Error::config(format!(
+            "timeout_ms {} must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}",
+            quote(value)
+        ))),
+    }
+}
+
+fn parse_flag(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(Error::config(format!(
+            "{key} {} must be 0 or 1",
+            quote(value)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn ok(s: &str) -> Config {
+        parse(s.as_bytes()).unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+    }
+
+    fn err(s: &[u8]) -> Error {
+        match parse(s) {
+            Ok(c) => panic!(
+                "{:?} should be refused, got {c:?}",
+                String::from_utf8_lossy(s)
+            ),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn empty_means_defaults() {
+        assert_eq!(ok(""), Config::default());
+        assert_eq!(ok("  ;\n ; "), Config::default());
+    }
+
+    #[test]
+    fn every_key_with_blanks_and_both_separators() {
+        let c = ok(" vip = 192.168.240.10/32 ; interface=eth1:7\nroute_tables= rtb-0a1 , rtb-2b3 ;eni=eni-0abc\nregion=eu-west-1;endpoint=http://127.0.0.1:5000;timeout_ms=2500;dry_run=1;");
+        assert_eq!(
+            c.vip.map(|v| v.to_string()).as_deref(),
+            Some("192.168.240.10/32")
+        );
+        assert_eq!(c.interface, "eth1:7");
+        assert_eq!(
+            c.selection,
+            Selection::Ids(vec!["rtb-0a1".into(), "rtb-2b3".into()])
+        );
+        assert_eq!(c.eni.as_deref(), Some("eni-0abc"));
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert!(c.dry_run);
+    }
+
+    #[test]
+    fn plain_vip_is_a_host_route_and_crlf_is_blank() {
+        let c = ok("vip=10.99.0.1\r\n");
+        assert_eq!(c.vip.map(|v| v.prefix), Some(32));
+    }
+
+    #[test]
+    fn tag_selection_keeps_equals_in_value() {
+        assert_eq!(
+            ok("route_table_tag=env=a=b").selection,
+            Selection::Tag {
+                key: "env".into(),
+                value: "a=b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn refusals_have_the_right_kind() {
+        let cases: &[(&[u8], ErrorKind)] = &[
+            (b"vip=1.2.3.0/24", ErrorKind::Validation),
+            (b"vip=1.2.3", ErrorKind::Config),
+            (b"vip=1.2.3.4/33", ErrorKind::Config),
+            (b"bogus=1", ErrorKind::Config),
+            (b"VIP=1.2.3.4", ErrorKind::Config),
+            (b"vip=1.2.3.4;vip=1.2.3.4", ErrorKind::Config),
+            (b"vip", ErrorKind::Config),
+            (b"vip=", ErrorKind::Config),
+            (b"route_tables=rtb-1;route_table_tag=a=b", ErrorKind::Config),
+            (b"route_tables=rtb-1,rtb-1", ErrorKind::Config),
+            (b"route_tables=rtb-1,,rtb-2", ErrorKind::Config),
+            (b"route_tables=rtb-XYZ", ErrorKind::Config),
+            (b"route_tables=subnet-1", ErrorKind::Config),
+            (b"route_table_tag=novalue", ErrorKind::Config),
+            (b"route_table_tag==v", ErrorKind::Config),
+            (b"eni=i-123", ErrorKind::Config),
+            (b"region=US EAST", ErrorKind::Config),
+            (b"endpoint=ftp://x", ErrorKind::Config),
+            (b"endpoint=http://", ErrorKind::Config),
+            (b"timeout_ms=0", ErrorKind::Config),
+            (b"timeout_ms=-5", ErrorKind::Config),
+            (b"timeout_ms=+5", ErrorKind::Config),
+            (b"timeout_ms=999999999", ErrorKind::Config),
+            (b"dry_run=yes", ErrorKind::Config),
+            (b"interface=has space", ErrorKind::Config),
+            (b"interface=waytoolonglabel:123", ErrorKind::Config),
+            (b"vip=1.2.3.4\xff", ErrorKind::Config),
+        ];
+        for (input, kind) in cases {
+            let e = err(input);
+            assert_eq!(e.kind, *kind, "{:?}: {e}", String::from_utf8_lossy(input));
+            assert!(!e.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        assert!(err(b"bogus=1").message.contains("bogus"));
+        assert!(err(b"timeout_ms=1;timeout_ms=2").message.contains("twice"));
+        assert!(err(b"vip=10.0.0.0/8").message.contains("/32"));
+    }
+
+    #[test]
+    fn worst_inputs() {
+        // 1 MB of garbage: refused, and the message does not echo it whole.
+        let big = vec![b'x'; 1 << 20];
+        let e = err(&big);
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(
+            e.message.len() < 512,
+            "message is {} bytes",
+            e.message.len()
+        );
+        // 1 MB of separators is empty.
+        let seps: Vec<u8> = b";\n".iter().copied().cycle().take(1 << 20).collect();
+        assert_eq!(parse(&seps).expect("only separators"), Config::default());
+        // Non-ASCII keys and values.
+        assert_eq!(err("vïp=1.2.3.4".as_bytes()).kind, ErrorKind::Config);
+        assert_eq!(err("vip=１.２.３.４".as_bytes()).kind, ErrorKind::Config);
+        assert_eq!(err("region=ēu-west-1".as_bytes()).kind, ErrorKind::Config);
+        // A NUL inside is not how IRIS passes a `c` string, but must still be refused, not trusted.
+        assert_eq!(err(b"vip=1.2.3.4\0;bogus=1").kind, ErrorKind::Config);
+    }
+}

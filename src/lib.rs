@@ -1,0 +1,27 @@
+//! irisvip: an InterSystems IRIS callout library (`$ZF(-4)`/`$ZF(-5)`) that moves a mirror's
+//! overlay VIP between availability zones by pointing the VIP's /32 route in the VPC route
+//! tables at this member's network interface.
+//!
+//! Layers, each readable alone:
+//! - `ffi`: the C boundary (function table, entries, callback table, panic guard);
+//! - `ops`: claim / release / status, built from
+//!   - `config` (the config string), `net` (IPv4 prefixes), `plan` (pure decisions),
+//!     `report` (the result JSON), `local` (addresses on this host);
+//! - `aws`: IMDS, EC2 and the per-process session; `runtime` (current_thread runtime, fork
+//!   aware) and `dns` (an in-thread resolver) keep every call on the caller's thread.
+
+pub mod aws;
+pub mod config;
+mod dns;
+pub mod error;
+mod ffi;
+pub mod local;
+pub mod net;
+pub mod ops;
+pub mod plan;
+pub mod report;
+mod runtime;
+
+pub use error::{Error, ErrorKind};
+pub use ops::execute;
+pub use report::{Op, Report};

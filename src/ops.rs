@@ -1,0 +1,336 @@
+//! claim / release / status. One round of concurrent reads (VPC CIDRs, the selected tables
+//! with their routes, the ENI), validation, a plan per table, one round of concurrent
+//! mutations, then a bounded read-back. Fills the report as it learns things, so a failure
+//! still says how far the call got.
+
+use crate::aws::ec2::{self, TableObs};
+use crate::aws::imds::Identity;
+use crate::aws::session::Session;
+use crate::config::{self, Config, Selection};
+use crate::error::{quote, Error, Result};
+use crate::local;
+use crate::net::Ipv4Net;
+use crate::plan::{self, RouteView, Step};
+use crate::report::{Action, ErrorReport, LocalReport, Op, Report, TableReport};
+use crate::runtime;
+use futures_util::future::{join3, join_all};
+use std::time::{Duration, Instant};
+use tokio::time::{sleep, timeout_at};
+
+/// How long the whole-call timer may trail the per-step timers, so a step that times out is
+/// still reported per table.
+const DEADLINE_SLACK: Duration = Duration::from_millis(25);
+/// Read-back: EC2 reads are eventually consistent; look again a few times, briefly.
+const READ_BACK_TRIES: u32 = 3;
+const READ_BACK_PAUSE: Duration = Duration::from_millis(100);
+
+/// Test hook: `IRISVIP_TEST_PANIC=<op>` makes that entry panic, to prove no panic crosses
+/// the C boundary. Harmless in production (nobody sets it).
+const PANIC_HOOK_ENV: &str = "IRISVIP_TEST_PANIC";
+
+/// Runs one entry on the raw config bytes and returns its result. Never panics on bad input.
+pub fn execute(op: Op, raw: &[u8]) -> Report {
+    let started = Instant::now();
+    if std::env::var_os(PANIC_HOOK_ENV).is_some_and(|v| v == op.as_str()) {
+        panic!("{PANIC_HOOK_ENV} asked {} to panic", op.as_str());
+    }
+    let mut report = Report::new(op);
+    if op == Op::Status {
+        report.source_dest_check = Some(None);
+    }
+    match config::parse(raw) {
+        Err(e) => report.fail(&e),
+        Ok(cfg) => {
+            report.dry_run = cfg.dry_run && op != Op::Status;
+            let deadline = tokio::time::Instant::from_std(started + cfg.timeout);
+            let ran = runtime::with_process(|rt, session| {
+                rt.block_on(async {
+                    let outcome = timeout_at(deadline + DEADLINE_SLACK, run(op, &cfg, session, &mut report, deadline)).await;
+                    match outcome {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => report.fail(&e),
+                        Err(_) => report.fail(&Error::timeout(format!(
+                            "{} did not finish within timeout_ms={}; EC2 or instance metadata is slow or unreachable",
+                            op.as_str(),
+                            cfg.timeout.as_millis()
+                        ))),
+                    }
+                })
+            });
+            if let Err(e) = ran {
+                report.fail(&e);
+            }
+        }
+    }
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report
+}
+
+async fn run(
+    op: Op,
+    cfg: &Config,
+    session: &mut Session,
+    report: &mut Report,
+    deadline: tokio::time::Instant,
+) -> Result<()> {
+    let (region, client, me) = session
+        .prepare(
+            cfg.region.as_deref(),
+            cfg.endpoint.as_deref(),
+            cfg.eni.as_deref(),
+        )
+        .await?;
+    report.region = Some(region);
+    report.instance_id = me.instance_id.clone();
+    report.eni = Some(me.eni.clone());
+    report.vpc_id = Some(me.vpc_id.clone());
+
+    let on_label = local::ipv4_on_label(&cfg.interface);
+    let vip = match cfg.vip {
+        Some(v) => v,
+        None => default_vip(&cfg.interface, &on_label, &mut report.warnings)?,
+    };
+    report.vip = Some(vip.to_string());
+    let vip_present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr));
+    let dest = vip.to_string();
+
+    // Round 1: everything validation and planning need, concurrently.
+    let (cidrs, tables, eni_info) = join3(
+        ec2::vpc_cidrs(&client, &me.vpc_id),
+        ec2::route_tables(&client, &cfg.selection, &me.vpc_id, &dest),
+        ec2::describe_eni(&client, &me.eni),
+    )
+    .await;
+    let cidrs = cidrs?;
+    if let Some(c) = cidrs.iter().find(|c| c.contains(vip.addr)) {
+        return Err(Error::validation(format!(
+            "vip {vip} lies inside {c}, a CIDR of {}: AWS refuses such a route; use an overlay address \
+             outside every CIDR of the VPC",
+            me.vpc_id
+        )));
+    }
+    let tables = tables?;
+    check_tables(&tables, &cfg.selection, &me)?;
+    let source_dest_check = match eni_info {
+        Ok(info) => info.source_dest_check,
+        Err(e) => {
+            report.warnings.push(format!(
+                "cannot read SourceDestCheck of {}: {}",
+                me.eni, e.message
+            ));
+            None
+        }
+    };
+    if source_dest_check == Some(true) {
+        report.warnings.push(format!(
+            "SourceDestCheck is enabled on {}: the instance drops packets addressed to the VIP; disable it \
+             (aws ec2 modify-network-interface-attribute --no-source-dest-check)",
+            me.eni
+        ));
+    }
+
+    if op == Op::Status {
+        report.local = Some(LocalReport {
+            interface: cfg.interface.clone(),
+            vip_present,
+        });
+        report.source_dest_check = Some(source_dest_check);
+        let routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
+        fill_tables(report, &tables, &routes, None, &me.eni);
+        report.ok = true;
+        return Ok(());
+    }
+
+    if op == Op::Claim && !vip_present {
+        report.warnings.push(format!(
+            "{vip} is not on label {} of this host: the route will lead here but nothing answers; \
+             configure the VIP on {} (ip addr add {} dev <eth> label {})",
+            cfg.interface, cfg.interface, vip.addr, cfg.interface
+        ));
+    }
+    let steps: Vec<Step> = tables
+        .iter()
+        .map(|t| match op {
+            Op::Release => plan::release_step(&t.route, &me.eni),
+            _ => plan::claim_step(&t.route, &me.eni),
+        })
+        .collect();
+
+    if cfg.dry_run {
+        let actions: Vec<Result<Action>> = steps
+            .iter()
+            .map(|s| {
+                Ok(if *s == Step::Keep {
+                    Action::Unchanged
+                } else {
+                    Action::Planned
+                })
+            })
+            .collect();
+        let routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
+        fill_tables(report, &tables, &routes, Some(&actions), &me.eni);
+        report.ok = true;
+        return Ok(());
+    }
+
+    // Round 2: every mutation at once, each bounded by the deadline.
+    let (client_ref, dest_ref, eni_ref) = (&client, dest.as_str(), me.eni.as_str());
+    let actions: Vec<Result<Action>> = join_all(tables.iter().zip(&steps).map(|(t, step)| async move {
+        timeout_at(deadline, ec2::apply(client_ref, &t.id, dest_ref, eni_ref, *step))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::timeout(format!(
+                    "{}: no answer from EC2 before the deadline; the route may or may not have changed",
+                    t.id
+                )))
+            })
+    }))
+    .await;
+
+    // Read-back, only when something changed: what an unchanged call saw is still current.
+    let mut routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
+    if steps.iter().any(|s| *s != Step::Keep) {
+        match read_back(&client, &tables, &steps, &actions, &dest, &me.eni, deadline).await {
+            Ok(seen) => routes = seen,
+            Err(e) => report.warnings.push(format!(
+                "read-back failed, reporting the routes as planned: {}",
+                e.message
+            )),
+        }
+    }
+    for ((t, route), (step, action)) in tables.iter().zip(&routes).zip(steps.iter().zip(&actions)) {
+        if action.is_ok() && !plan::step_took_effect(*step, route, &me.eni) {
+            report.warnings.push(format!(
+                "{}: read-back shows the route {} after our change; another member may have acted at the same time",
+                t.id,
+                route.target.as_deref().unwrap_or("absent")
+            ));
+        }
+    }
+    fill_tables(report, &tables, &routes, Some(&actions), &me.eni);
+    match actions.iter().find_map(|a| a.as_ref().err()) {
+        Some(e) => report.fail(e),
+        None => report.ok = true,
+    }
+    Ok(())
+}
+
+/// The IPv4 address on the VIP label, when the config gives no `vip`.
+fn default_vip(
+    label: &str,
+    on_label: &std::io::Result<Vec<std::net::Ipv4Addr>>,
+    warnings: &mut Vec<String>,
+) -> Result<Ipv4Net> {
+    let addrs = on_label.as_ref().map_err(|e| {
+        Error::config(format!(
+            "no vip= given and the addresses of this host cannot be read ({e}); give vip="
+        ))
+    })?;
+    let Some(first) = addrs.first() else {
+        return Err(Error::config(format!(
+            "no vip= given and no IPv4 address carries the label {} on this host; give vip= or configure the label",
+            quote(label)
+        )));
+    };
+    if addrs.len() > 1 {
+        warnings.push(format!(
+            "label {label} carries {} addresses; using the first, {first}",
+            addrs.len()
+        ));
+    }
+    Ok(Ipv4Net {
+        addr: *first,
+        prefix: 32,
+    })
+}
+
+/// The selected tables must exist and belong to our VPC.
+fn check_tables(tables: &[TableObs], sel: &Selection, me: &Identity) -> Result<()> {
+    if tables.is_empty() {
+        return Err(Error::not_found(match sel {
+            Selection::Tag { key, value } => {
+                format!(
+                    "no route table of {} carries the tag {key}={value}",
+                    me.vpc_id
+                )
+            }
+            _ => format!("{} has no route tables", me.vpc_id),
+        }));
+    }
+    for t in tables {
+        if t.vpc_id.as_deref() != Some(me.vpc_id.as_str()) {
+            return Err(Error::validation(format!(
+                "route table {} belongs to {}, not to {} (the VPC of {}); list only this VPC's tables",
+                t.id,
+                t.vpc_id.as_deref().unwrap_or("no VPC"),
+                me.vpc_id,
+                me.eni
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the selected tables again until every successful change shows (bounded by tries
+/// and the deadline); returns the routes seen last.
+async fn read_back(
+    client: &aws_sdk_ec2::Client,
+    tables: &[TableObs],
+    steps: &[Step],
+    actions: &[Result<Action>],
+    dest: &str,
+    eni: &str,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<RouteView>> {
+    let ids = Selection::Ids(tables.iter().map(|t| t.id.clone()).collect());
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let vpc = tables
+            .first()
+            .and_then(|t| t.vpc_id.clone())
+            .unwrap_or_default();
+        let seen = timeout_at(deadline, ec2::route_tables(client, &ids, &vpc, dest))
+            .await
+            .map_err(|_| Error::timeout("no time left before the deadline"))??;
+        let routes: Vec<RouteView> = seen.into_iter().map(|t| t.route).collect();
+        let settled = routes
+            .iter()
+            .zip(steps.iter().zip(actions))
+            .all(|(r, (s, a))| a.is_err() || plan::step_took_effect(*s, r, eni));
+        let pause_fits = tokio::time::Instant::now() + READ_BACK_PAUSE < deadline;
+        if settled || tries >= READ_BACK_TRIES || !pause_fits {
+            return Ok(routes);
+        }
+        sleep(READ_BACK_PAUSE).await;
+    }
+}
+
+/// Writes the per-table entries and the holder.
+fn fill_tables(
+    report: &mut Report,
+    tables: &[TableObs],
+    routes: &[RouteView],
+    actions: Option<&[Result<Action>]>,
+    eni: &str,
+) {
+    report.route_tables = tables
+        .iter()
+        .zip(routes)
+        .enumerate()
+        .map(|(i, (t, r))| {
+            let outcome = actions.and_then(|a| a.get(i));
+            TableReport {
+                id: t.id.clone(),
+                target: r.target.clone(),
+                state: r.state,
+                is_self: r.points_at(eni),
+                action: outcome.map(|o| o.as_ref().copied().unwrap_or(Action::Failed)),
+                error: outcome
+                    .and_then(|o| o.as_ref().err())
+                    .map(ErrorReport::from),
+            }
+        })
+        .collect();
+    report.holder = Some(plan::holder(routes, eni));
+}

@@ -1,0 +1,165 @@
+//! Pure decisions: from the VIP route observed in a table, what a claim or a release must do,
+//! and who holds the VIP across the selected tables. No I/O here.
+
+use crate::report::{Holder, RouteState};
+
+/// The VIP's route as seen in one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteView {
+    /// The route's target (an ENI id, or another target's id); `None` when absent.
+    pub target: Option<String>,
+    pub state: RouteState,
+}
+
+impl RouteView {
+    pub fn absent() -> Self {
+        RouteView {
+            target: None,
+            state: RouteState::Absent,
+        }
+    }
+
+    pub fn points_at(&self, eni: &str) -> bool {
+        self.state != RouteState::Absent && self.target.as_deref() == Some(eni)
+    }
+}
+
+/// One mutation (or none) for one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `ReplaceRoute`: a route exists and must point at us.
+    Replace,
+    /// `CreateRoute`: no route exists yet.
+    Create,
+    /// `DeleteRoute`: the route is ours and is being released.
+    Delete,
+    /// Nothing to do: costs no mutating call.
+    Keep,
+}
+
+/// What a claim does to a table: an active route to us is left alone.
+pub fn claim_step(route: &RouteView, eni: &str) -> Step {
+    match route.state {
+        RouteState::Absent => Step::Create,
+        RouteState::Active if route.points_at(eni) => Step::Keep,
+        // A blackholed route to us (ENI detached and re-attached) is re-asserted too.
+        _ => Step::Replace,
+    }
+}
+
+/// What a release does to a table: only a route that still points at us is deleted.
+pub fn release_step(route: &RouteView, eni: &str) -> Step {
+    if route.points_at(eni) {
+        Step::Delete
+    } else {
+        Step::Keep
+    }
+}
+
+/// Whether `route` is what `step` was meant to produce.
+pub fn step_took_effect(step: Step, route: &RouteView, eni: &str) -> bool {
+    match step {
+        Step::Replace | Step::Create => route.points_at(eni) && route.state == RouteState::Active,
+        Step::Delete => !route.points_at(eni),
+        Step::Keep => true,
+    }
+}
+
+/// Who the VIP route points at across the selected tables (see the contract's `holder`).
+pub fn holder<'a>(routes: impl IntoIterator<Item = &'a RouteView>, eni: &str) -> Holder {
+    let mut any = false;
+    let mut all_self = true;
+    let mut all_absent = true;
+    let mut other: Option<Option<&str>> = None;
+    let mut one_other = true;
+    for r in routes {
+        any = true;
+        let present = r.state != RouteState::Absent;
+        all_absent &= !present;
+        all_self &= r.points_at(eni);
+        if !present || r.points_at(eni) {
+            one_other = false;
+        } else {
+            match other {
+                None => other = Some(r.target.as_deref()),
+                Some(t) if t == r.target.as_deref() => {}
+                Some(_) => one_other = false,
+            }
+        }
+    }
+    if !any || all_absent {
+        Holder::None
+    } else if all_self {
+        Holder::Myself
+    } else if one_other {
+        Holder::Other
+    } else {
+        Holder::Mixed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: &str = "eni-aaaa";
+
+    fn to(t: &str) -> RouteView {
+        RouteView {
+            target: Some(t.into()),
+            state: RouteState::Active,
+        }
+    }
+
+    fn blackhole(t: &str) -> RouteView {
+        RouteView {
+            target: Some(t.into()),
+            state: RouteState::Blackhole,
+        }
+    }
+
+    #[test]
+    fn claim_steps() {
+        assert_eq!(claim_step(&RouteView::absent(), ME), Step::Create);
+        assert_eq!(claim_step(&to(ME), ME), Step::Keep);
+        assert_eq!(claim_step(&to("eni-bbbb"), ME), Step::Replace);
+        assert_eq!(claim_step(&blackhole(ME), ME), Step::Replace);
+        assert_eq!(claim_step(&blackhole("eni-bbbb"), ME), Step::Replace);
+    }
+
+    #[test]
+    fn release_touches_only_our_route() {
+        assert_eq!(release_step(&to(ME), ME), Step::Delete);
+        assert_eq!(release_step(&blackhole(ME), ME), Step::Delete);
+        assert_eq!(release_step(&to("eni-bbbb"), ME), Step::Keep);
+        assert_eq!(release_step(&RouteView::absent(), ME), Step::Keep);
+    }
+
+    #[test]
+    fn effects() {
+        assert!(step_took_effect(Step::Replace, &to(ME), ME));
+        assert!(!step_took_effect(Step::Replace, &to("eni-bbbb"), ME));
+        assert!(!step_took_effect(Step::Create, &blackhole(ME), ME));
+        assert!(step_took_effect(Step::Delete, &RouteView::absent(), ME));
+        assert!(step_took_effect(Step::Delete, &to("eni-bbbb"), ME));
+        assert!(!step_took_effect(Step::Delete, &to(ME), ME));
+    }
+
+    #[test]
+    fn holders() {
+        let b = "eni-bbbb";
+        assert_eq!(holder(&[], ME), Holder::None);
+        assert_eq!(
+            holder(&[RouteView::absent(), RouteView::absent()], ME),
+            Holder::None
+        );
+        assert_eq!(holder(&[to(ME), to(ME)], ME), Holder::Myself);
+        assert_eq!(holder(&[to(ME), blackhole(ME)], ME), Holder::Myself);
+        assert_eq!(holder(&[to(b), to(b)], ME), Holder::Other);
+        assert_eq!(holder(&[to(b), blackhole(b)], ME), Holder::Other);
+        assert_eq!(holder(&[to(b), to("eni-cccc")], ME), Holder::Mixed);
+        assert_eq!(holder(&[to(ME), to(b)], ME), Holder::Mixed);
+        assert_eq!(holder(&[to(ME), RouteView::absent()], ME), Holder::Mixed);
+        assert_eq!(holder(&[to(b), RouteView::absent()], ME), Holder::Mixed);
+    }
+}

@@ -1,0 +1,321 @@
+//! The result JSON of the contract, and writing it into a buffer of fixed capacity.
+
+use crate::error::{Error, ErrorKind};
+use serde::Serialize;
+
+/// Which entry produced a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Claim,
+    Release,
+    Status,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Claim => "claim",
+            Op::Release => "release",
+            Op::Status => "status",
+        }
+    }
+}
+
+/// Who the VIP route points at across the selected tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    /// Every selected table points at our ENI.
+    #[serde(rename = "self")]
+    Myself,
+    /// All point at one other target.
+    Other,
+    /// No table has the route.
+    None,
+    /// Anything else.
+    Mixed,
+}
+
+/// State of the VIP route in one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteState {
+    Active,
+    Blackhole,
+    Absent,
+}
+
+/// What a call did to one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Replaced,
+    Created,
+    Deleted,
+    Unchanged,
+    Planned,
+    Failed,
+}
+
+/// One selected route table in a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableReport {
+    pub id: String,
+    pub target: Option<String>,
+    pub state: RouteState,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// `error` of a result or of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        ErrorReport {
+            kind: e.kind,
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// `local` of a status result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalReport {
+    pub interface: String,
+    pub vip_present: bool,
+}
+
+/// One result object, as the contract lays it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub op: Op,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    pub vip: Option<String>,
+    pub instance_id: Option<String>,
+    pub eni: Option<String>,
+    pub vpc_id: Option<String>,
+    pub region: Option<String>,
+    pub holder: Option<Holder>,
+    pub route_tables: Vec<TableReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalReport>,
+    /// Only in status results (null there when it could not be read).
+    #[serde(skip_serializing_if = "is_not_status")]
+    pub source_dest_check: Option<Option<bool>>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    pub elapsed_ms: u64,
+}
+
+fn is_not_status(v: &Option<Option<bool>>) -> bool {
+    v.is_none()
+}
+
+impl Report {
+    /// An empty result for `op`, to be filled in as the call learns things.
+    pub fn new(op: Op) -> Self {
+        Report {
+            ok: false,
+            op,
+            dry_run: false,
+            vip: None,
+            instance_id: None,
+            eni: None,
+            vpc_id: None,
+            region: None,
+            holder: None,
+            route_tables: Vec::new(),
+            local: None,
+            source_dest_check: None,
+            warnings: Vec::new(),
+            error: None,
+            elapsed_ms: 0,
+        }
+    }
+
+    /// Marks the result failed with `e` (the first error wins: it is the cause).
+    pub fn fail(&mut self, e: &Error) {
+        self.ok = false;
+        if self.error.is_none() {
+            self.error = Some(e.into());
+        }
+    }
+}
+
+/// Smaller stand-ins for a result that does not fit, largest first.
+#[derive(Serialize)]
+struct Summary<'a> {
+    ok: bool,
+    op: Op,
+    truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder: Option<Holder>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Serialises `report` into at most `capacity - 1` bytes (the NUL takes the last one).
+///
+/// When the full object does not fit, returns the largest of a series of shorter objects
+/// that still parse and say `"truncated": true`; when not even `{}` fits, an empty string.
+/// `capacity` 0 means nothing at all may be written (the caller writes no NUL either).
+pub fn render_bounded(report: &Report, capacity: usize) -> Vec<u8> {
+    let room = capacity.saturating_sub(1);
+    let full = serde_json::to_vec(report).unwrap_or_default();
+    if !full.is_empty() && full.len() <= room {
+        return full;
+    }
+    let why = format!(
+        "result of {} bytes exceeds the {} byte reply capacity (zfstrsize); raise ZFString or select fewer tables",
+        full.len(),
+        capacity
+    );
+    // Each shorter candidate drops one more field: message, error, holder.
+    let candidates = [
+        (true, true, true),
+        (false, true, true),
+        (false, false, true),
+        (false, false, false),
+    ]
+    .map(|(message, error, holder)| {
+        serde_json::to_vec(&Summary {
+            ok: report.ok,
+            op: report.op,
+            truncated: true,
+            holder: if holder { report.holder } else { None },
+            error: if error { report.error.as_ref() } else { None },
+            message: message.then(|| why.clone()),
+        })
+    });
+    for bytes in candidates.into_iter().flatten() {
+        if bytes.len() <= room {
+            return bytes;
+        }
+    }
+    let tiny = if report.ok {
+        &b"{\"ok\":true}"[..]
+    } else {
+        &b"{\"ok\":false}"[..]
+    };
+    for bytes in [tiny, b"{}"] {
+        if bytes.len() <= room {
+            return bytes.to_vec();
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ok: bool, tables: usize) -> Report {
+        let mut r = Report::new(Op::Claim);
+        r.ok = ok;
+        r.vip = Some("192.168.240.10/32".into());
+        r.holder = Some(Holder::Myself);
+        for i in 0..tables {
+            r.route_tables.push(TableReport {
+                id: format!("rtb-{i:08x}"),
+                target: Some("eni-0123".into()),
+                state: RouteState::Active,
+                is_self: true,
+                action: Some(Action::Replaced),
+                error: None,
+            });
+        }
+        if !ok {
+            r.fail(&Error::new(
+                ErrorKind::Permission,
+                "EC2 refused ReplaceRoute: grant ec2:ReplaceRoute",
+            ));
+        }
+        r
+    }
+
+    fn parse(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).expect("valid JSON")
+    }
+
+    #[test]
+    fn full_result_has_the_contract_fields() {
+        let v = parse(&render_bounded(&sample(true, 2), 32_767));
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["op"], "claim");
+        assert_eq!(v["holder"], "self");
+        assert_eq!(v["route_tables"][1]["self"], true);
+        assert_eq!(v["route_tables"][0]["action"], "replaced");
+        assert_eq!(v["route_tables"][0]["state"], "active");
+        assert!(v.get("error").is_none());
+        assert!(
+            v.get("source_dest_check").is_none(),
+            "only status reports it"
+        );
+        assert!(v.get("dry_run").is_none());
+    }
+
+    #[test]
+    fn status_reports_null_source_dest_check() {
+        let mut r = Report::new(Op::Status);
+        r.source_dest_check = Some(None);
+        let v = parse(&render_bounded(&r, 4096));
+        assert!(v["source_dest_check"].is_null());
+        assert!(v
+            .as_object()
+            .is_some_and(|o| o.contains_key("source_dest_check")));
+    }
+
+    #[test]
+    fn every_capacity_gives_valid_json_or_nothing_and_never_overflows() {
+        for report in [sample(true, 40), sample(false, 40)] {
+            let full_len = serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0);
+            for cap in 0..full_len + 3 {
+                let out = render_bounded(&report, cap);
+                assert!(
+                    out.len() + 1 <= cap.max(1),
+                    "cap {cap}: wrote {} bytes + NUL",
+                    out.len()
+                );
+                if cap >= 3 {
+                    let v = parse(&out);
+                    assert_eq!(
+                        v.get("ok").and_then(|o| o.as_bool()).unwrap_or(report.ok),
+                        report.ok
+                    );
+                    if out.len() < full_len {
+                        assert!(cap <= full_len, "cap {cap} fits the full result");
+                    }
+                } else {
+                    assert!(out.is_empty(), "cap {cap}: {out:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_result_says_so_and_keeps_the_error_kind() {
+        let out = render_bounded(&sample(false, 200), 400);
+        let v = parse(&out);
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["kind"], "permission");
+        let small = parse(&render_bounded(&sample(true, 200), 64));
+        assert_eq!(small["truncated"], true);
+        assert_eq!(small["ok"], true);
+    }
+}

@@ -1,0 +1,10 @@
+//! The library through the C ABI, loaded by the `zfhost` callout host the way IRIS loads it,
+//! against moto's EC2 server and IMDSv2 stand-ins. One module per topic.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod abi;
+mod bad_input;
+mod process;
+mod scenarios;

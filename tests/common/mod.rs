@@ -1,0 +1,441 @@
+//! The test world: moto's EC2 server (one per test binary), IMDSv2 stand-ins (one per member),
+//! worlds built in moto by `tests/support/world.py`, and the `zfhost` callout host that loads
+//! the built `.so` the way IRIS does, one process per IRIS process.
+#![allow(dead_code)]
+
+pub mod zfhost;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const VIP: &str = "192.168.240.10";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>: where the test binary, the `.so` and the examples are.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+pub fn library() -> PathBuf {
+    profile_dir().join("libirisvip.so")
+}
+
+pub fn zfhost_bin() -> PathBuf {
+    profile_dir().join("examples").join("zfhost")
+}
+
+pub fn python() -> PathBuf {
+    std::env::var_os("IRISVIP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+}
+
+/// Children die with the test process (not with the thread that started them: see `moto`).
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// moto's EC2 server for this test binary. Started from a thread that lives as long as the
+/// process, because PR_SET_PDEATHSIG fires when the *starting thread* ends.
+pub fn moto() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(url) = std::env::var("IRISVIP_MOTO_ENDPOINT") {
+            return url;
+        }
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let bin = python().with_file_name("moto_server");
+            let child = die_with_parent(Command::new(&bin).args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+            let _ = tx.send(child.map(|_| ()).map_err(|e| {
+                format!(
+                    "{}: {e} (run `make test`, which installs it)",
+                    bin.display()
+                )
+            }));
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv()
+            .expect("moto starter")
+            .expect("moto_server starts");
+        wait_for_port(port, "moto_server");
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// A member's IMDSv2 stand-in; stopped when dropped.
+pub struct Imds {
+    child: Child,
+    pub port: u16,
+}
+
+impl Imds {
+    pub fn start(m: &Member, world: &World, extra: &[&str]) -> Imds {
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/support/imds.py"))
+            .args([
+                "--instance-id",
+                &m.instance_id,
+                "--mac",
+                &m.mac,
+                "--eni",
+                &m.eni,
+                "--vpc",
+                &world.vpc,
+            ])
+            .args([
+                "--subnet",
+                &m.subnet,
+                "--region",
+                &world.region,
+                "--az",
+                &m.az,
+                "--local-ipv4",
+                &m.private_ip,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = die_with_parent(&mut cmd).spawn().expect("imds.py starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("imds.py prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .expect("PORT <n>");
+        Imds { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stats(&self) -> Value {
+        http_get_json(self.port, "/_stats")
+    }
+}
+
+impl Drop for Imds {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal HTTP GET on loopback (for the stand-ins' /_stats).
+pub fn http_get_json(port: u16, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("send");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(json).expect("JSON body")
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub instance_id: String,
+    pub eni: String,
+    pub mac: String,
+    pub subnet: String,
+    pub az: String,
+    pub private_ip: String,
+}
+
+/// A VPC in moto with two members in two AZs and some route tables.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub endpoint: String,
+    pub region: String,
+    pub vpc: String,
+    pub cidr: String,
+    pub a: Member,
+    pub b: Member,
+    pub route_tables: Vec<String>,
+    pub tagged: Vec<String>,
+}
+
+fn member(v: &Value) -> Member {
+    let s = |k: &str| {
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("world member lacks {k}"))
+            .to_owned()
+    };
+    Member {
+        instance_id: s("instance_id"),
+        eni: s("eni"),
+        mac: s("mac"),
+        subnet: s("subnet"),
+        az: s("az"),
+        private_ip: s("private_ip"),
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn world_py(args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/support/world.py"))
+        .args(args)
+        .output()
+        .expect("world.py runs");
+    assert!(
+        out.status.success(),
+        "world.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+impl World {
+    /// A new world with `tables` route tables (the main one plus extras).
+    pub fn create(tables: usize, extra: &[&str]) -> World {
+        static NEXT: AtomicU32 = AtomicU32::new(20);
+        let index = NEXT.fetch_add(1, Ordering::Relaxed) % 200 + 20;
+        let mut args = vec!["create", "--endpoint", moto()];
+        let (t, i) = (tables.to_string(), index.to_string());
+        args.extend(["--tables", &t, "--cidr-index", &i]);
+        args.extend(extra);
+        let v = world_py(&args);
+        World {
+            endpoint: moto().to_owned(),
+            region: v["region"].as_str().unwrap_or("us-east-1").to_owned(),
+            vpc: v["vpc"].as_str().expect("vpc").to_owned(),
+            cidr: v["cidr"].as_str().expect("cidr").to_owned(),
+            a: member(&v["a"]),
+            b: member(&v["b"]),
+            route_tables: strings(&v["route_tables"]),
+            tagged: strings(&v["tagged"]),
+        }
+    }
+
+    /// Target ENI (or None) of the VIP route per table, as moto holds it now.
+    pub fn routes(&self, vip: &str) -> Vec<Option<String>> {
+        let mut args = vec!["routes", "--endpoint", &self.endpoint, "--vip", vip];
+        args.extend(self.route_tables.iter().map(String::as_str));
+        let v = world_py(&args);
+        self.route_tables
+            .iter()
+            .map(|t| v[t]["target"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn set_route(&self, table: &str, eni: &str, vip: &str) {
+        world_py(&[
+            "set-route",
+            "--endpoint",
+            &self.endpoint,
+            "--vip",
+            vip,
+            "--table",
+            table,
+            "--eni",
+            eni,
+        ]);
+    }
+
+    pub fn delete_route(&self, table: &str, vip: &str) {
+        world_py(&[
+            "delete-route",
+            "--endpoint",
+            &self.endpoint,
+            "--vip",
+            vip,
+            "--table",
+            table,
+        ]);
+    }
+}
+
+/// One IRIS member: its IMDS stand-in and the environment its processes run with.
+pub struct Node {
+    pub member: Member,
+    pub imds: Imds,
+    pub env: Vec<(String, String)>,
+}
+
+impl Node {
+    pub fn new(world: &World, m: &Member) -> Node {
+        Self::with_imds_args(world, m, &[])
+    }
+
+    pub fn with_imds_args(world: &World, m: &Member, imds_args: &[&str]) -> Node {
+        let imds = Imds::start(m, world, imds_args);
+        let env = vec![
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT".to_owned(), imds.url()),
+            ("AWS_ENDPOINT_URL_EC2".to_owned(), world.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
+        ];
+        Node {
+            member: m.clone(),
+            imds,
+            env,
+        }
+    }
+
+    /// A `zfhost` command for this member: hermetic AWS environment (region from IMDS).
+    pub fn host(&self) -> Command {
+        let mut cmd = Command::new(zfhost_bin());
+        for k in [
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_SESSION_TOKEN",
+            "AWS_EC2_METADATA_DISABLED",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.env("AWS_CONFIG_FILE", "/nonexistent/irisvip-test-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/irisvip-test-credentials",
+            );
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs zfhost with `args` and returns its JSON lines (after the load line).
+    pub fn run(&self, args: &[&str]) -> Vec<Value> {
+        lines(&self.host().args(args).output().expect("zfhost runs"))
+    }
+
+    /// One call in a fresh process; asserts the ABI promises and returns the result JSON.
+    pub fn call(&self, entry: &str, config: &str) -> Value {
+        let lines = self.run(&["call", entry, config]);
+        result_of(&lines[0])
+    }
+
+    pub fn claim(&self, config: &str) -> Value {
+        self.call("vip_claim", config)
+    }
+    pub fn release(&self, config: &str) -> Value {
+        self.call("vip_release", config)
+    }
+    pub fn status(&self, config: &str) -> Value {
+        self.call("vip_status", config)
+    }
+}
+
+/// zfhost's output lines, the load line dropped.
+pub fn lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "zfhost failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("zfhost line {l:?}: {e}")))
+        .collect();
+    assert_eq!(v[0]["cmd"], "load");
+    v[1..].to_vec()
+}
+
+/// Checks the ABI promises of one call line and parses its result.
+pub fn result_of(line: &Value) -> Value {
+    assert_eq!(line["cmd"], "call", "{line}");
+    assert_eq!(
+        line["rc"], 0,
+        "every entry returns ZF_SUCCESS once it wrote a result: {line}"
+    );
+    assert_eq!(line["guard_intact"], true, "wrote past zfstrsize(): {line}");
+    assert_eq!(
+        line["nul_within_capacity"], true,
+        "no NUL within capacity: {line}"
+    );
+    assert_eq!(line["threads_after"], 1, "a thread was left behind: {line}");
+    let out = line["output"].as_str().expect("output");
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("result is not JSON ({e}): {out}"))
+}
+
+/// Configuration text for a member's call, with the world's VIP.
+pub fn cfg(extra: &str) -> String {
+    if extra.is_empty() {
+        format!("vip={VIP}")
+    } else {
+        format!("vip={VIP};{extra}")
+    }
+}
+
+pub fn actions(result: &Value) -> Vec<String> {
+    result["route_tables"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| t["action"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn kind(result: &Value) -> &str {
+    result["error"]["kind"].as_str().unwrap_or("")
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Builds a two-member IRIS mirror world in an EC2 emulator (moto) and reads it back.
+
+    world.py create --endpoint http://127.0.0.1:PORT [--tables 2] [--tag irisvip=prod] [--cidr-index N]
+        -> JSON: vpc, CIDR, two members (instance, ENI, MAC, subnet, AZ, private IP) in two
+           subnets of two AZs, SourceDestCheck off, the route tables (the main one plus extras).
+    world.py routes --endpoint URL --vip 192.168.240.10 rtb-1 rtb-2
+        -> JSON: {"rtb-1": {"target": "eni-..", "state": "active"} | null, ...}
+    world.py set-route --endpoint URL --vip V --table rtb-1 --eni eni-1   (create or replace)
+    world.py delete-route --endpoint URL --vip V --table rtb-1
+
+Used by the Rust tests, `make demo`, the lab and the benchmarks, so all build the same world.
+"""
+
+import argparse
+import json
+import sys
+
+import boto3
+
+REGION = "us-east-1"
+
+
+def client(endpoint, region=REGION):
+    return boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def any_image(ec2):
+    images = ec2.describe_images(Owners=["amazon"]).get("Images") or ec2.describe_images().get("Images")
+    return images[0]["ImageId"]
+
+
+def create(args):
+    ec2 = client(args.endpoint, args.region)
+    n = args.cidr_index
+    cidr = f"10.{n}.0.0/16"
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    extra_cidrs = []
+    if args.secondary_cidr:
+        ec2.associate_vpc_cidr_block(VpcId=vpc, CidrBlock=args.secondary_cidr)
+        extra_cidrs.append(args.secondary_cidr)
+    image = any_image(ec2)
+    members = {}
+    for i, (name, az) in enumerate((("a", args.region + "a"), ("b", args.region + "b"), ("c", args.region + "c"))):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.{i + 1}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+        if name == "c":  # the client / arbiter subnet: no instance
+            members["subnet_c"] = subnet
+            continue
+        inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=subnet)["Instances"][0]
+        ni = inst["NetworkInterfaces"][0]
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=ni["NetworkInterfaceId"], SourceDestCheck={"Value": False})
+        members[name] = {
+            "instance_id": inst["InstanceId"],
+            "eni": ni["NetworkInterfaceId"],
+            "mac": ni["MacAddress"],
+            "subnet": subnet,
+            "az": az,
+            "private_ip": ni["PrivateIpAddress"],
+        }
+    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]["RouteTableId"]
+    tables = [main]
+    for _ in range(args.tables - 1):
+        tables.append(ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"])
+    tagged = []
+    if args.tag:
+        key, value = args.tag.split("=", 1)
+        tagged = tables[: max(1, len(tables) // 2)] if args.tag_some else tables
+        ec2.create_tags(Resources=tagged, Tags=[{"Key": key, "Value": value}])
+    out = {
+        "endpoint": args.endpoint,
+        "region": args.region,
+        "vpc": vpc,
+        "cidr": cidr,
+        "extra_cidrs": extra_cidrs,
+        "a": members["a"],
+        "b": members["b"],
+        "subnet_c": members["subnet_c"],
+        "route_tables": tables,
+        "tagged": tagged,
+    }
+    json.dump(out, sys.stdout)
+    print()
+
+
+def routes(args):
+    ec2 = client(args.endpoint, args.region)
+    dest = args.vip if "/" in args.vip else args.vip + "/32"
+    seen = {t: None for t in args.tables}
+    for t in ec2.describe_route_tables(RouteTableIds=args.tables)["RouteTables"]:
+        for r in t.get("Routes", []):
+            if r.get("DestinationCidrBlock") == dest:
+                seen[t["RouteTableId"]] = {
+                    "target": r.get("NetworkInterfaceId") or r.get("InstanceId") or r.get("GatewayId"),
+                    "state": r.get("State", "active"),
+                }
+    json.dump(seen, sys.stdout)
+    print()
+
+
+def set_route(args):
+    ec2 = client(args.endpoint, args.region)
+    dest = args.vip if "/" in args.vip else args.vip + "/32"
+    try:
+        ec2.replace_route(RouteTableId=args.table, DestinationCidrBlock=dest, NetworkInterfaceId=args.eni)
+    except ec2.exceptions.ClientError:
+        ec2.create_route(RouteTableId=args.table, DestinationCidrBlock=dest, NetworkInterfaceId=args.eni)
+
+
+def delete_route(args):
+    ec2 = client(args.endpoint, args.region)
+    dest = args.vip if "/" in args.vip else args.vip + "/32"
+    ec2.delete_route(RouteTableId=args.table, DestinationCidrBlock=dest)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create")
+    c.add_argument("--tables", type=int, default=2)
+    c.add_argument("--tag", default=None)
+    c.add_argument("--tag-some", action="store_true", help="tag only the first half of the tables")
+    c.add_argument("--cidr-index", type=int, default=20)
+    c.add_argument("--secondary-cidr", default=None)
+    r = sub.add_parser("routes")
+    r.add_argument("--vip", required=True)
+    r.add_argument("tables", nargs="+")
+    s = sub.add_parser("set-route")
+    s.add_argument("--vip", required=True)
+    s.add_argument("--table", required=True)
+    s.add_argument("--eni", required=True)
+    d = sub.add_parser("delete-route")
+    d.add_argument("--vip", required=True)
+    d.add_argument("--table", required=True)
+    for q in (c, r, s, d):
+        q.add_argument("--endpoint", required=True)
+        q.add_argument("--region", default=REGION)
+    args = p.parse_args()
+    {"create": create, "routes": routes, "set-route": set_route, "delete-route": delete_route}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
