@@ -11,6 +11,7 @@
 //!   fork NAME CONFIG          fork; the child makes the call and prints; the parent waits
 //!   strsize N                 what zfstrsize() answers from now on
 //!   threads                   threads of this process
+//!   rss                       resident set size of this process (KiB)
 //!   sleep MS
 //!   unload                    ZFUnload + dlclose, then load again
 //!   -                         read further commands from stdin, one per line, fields tab-separated
@@ -60,6 +61,18 @@ fn call(lib: &Library, name: &str, config: &[u8]) -> serde_json::Value {
         }),
         Err(e) => json!({"cmd": "call", "name": name, "error": e}),
     }
+}
+
+/// VmRSS of this process in KiB, from /proc/self/status.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
@@ -142,6 +155,10 @@ fn run(lib: &mut Option<Library>, path: &PathBuf, args: &[String]) -> Result<usi
             emit(json!({"cmd": "threads", "count": thread_count()}));
             Ok(1)
         }
+        "rss" => {
+            emit(json!({"cmd": "rss", "kib": rss_kib()}));
+            Ok(1)
+        }
         "sleep" => {
             let ms: u64 = arg(1)?.parse().map_err(|e| format!("sleep: {e}"))?;
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -181,6 +198,7 @@ fn main() -> ExitCode {
             _ => break,
         }
     }
+    let rss_before = rss_kib();
     let t0 = Instant::now();
     let mut lib = match Library::load(&path) {
         Ok(l) => Some(l),

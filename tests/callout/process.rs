@@ -1,7 +1,6 @@
 //! Process-level promises: deadlines, IMDS down, fork, many processes, no threads.
 
 use crate::common::*;
-use serde_json::Value;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -132,6 +131,15 @@ fn no_thread_is_created_before_during_or_after_calls() {
             "vip_status",
             &cfg(&format!("endpoint=http://127.0.0.1:{port};timeout_ms=800")),
         ])
+        // A hostname endpoint: resolved on the calling thread, not in a blocking pool.
+        .args([
+            "call",
+            "vip_status",
+            &cfg(&format!(
+                "endpoint={}",
+                w.endpoint.replace("127.0.0.1", "localhost")
+            )),
+        ])
         .args(["call", "vip_release", &cfg(""), "threads"])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -154,7 +162,9 @@ fn no_thread_is_created_before_during_or_after_calls() {
     assert_eq!(lines[0]["count"], 1);
     assert_eq!(result_of(&lines[1])["ok"], true);
     assert_eq!(kind(&result_of(&lines[2])), "timeout");
-    assert_eq!(result_of(&lines[3])["ok"], true);
-    assert_eq!(lines[4]["count"], 1);
-    let _: Value = lines[4].clone();
+    let by_name = result_of(&lines[3]);
+    assert_eq!(by_name["ok"], true, "{by_name}");
+    assert_eq!(by_name["holder"], "self");
+    assert_eq!(result_of(&lines[4])["ok"], true);
+    assert_eq!(lines[5]["count"], 1);
 }
