@@ -207,9 +207,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
     emit(
-        json!({"cmd": "load", "lib": path, "ms": t0.elapsed().as_secs_f64() * 1000.0,
-                "pid": std::process::id(), "threads": thread_count()}),
+        json!({"cmd": "load", "lib": path, "ms": load_ms, "pid": std::process::id(),
+                "threads": thread_count(), "rss_before_kib": rss_before, "rss_kib": rss_kib()}),
     );
     let mut i = 0;
     while i < args.len() {
