@@ -56,3 +56,6 @@ lint: apt
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+# Lab, benchmarks and other optional targets live in their own fragments.
+-include mk/*.mk
