@@ -10,6 +10,8 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
 /// Longest deadline accepted: a callout blocks its IRIS process for that long.
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
+/// Longest settle time accepted.
+pub const MAX_SETTLE_MS: u64 = 60_000;
 /// Default address label carrying the VIP (as the overlay-IP setups configure it).
 pub const DEFAULT_INTERFACE: &str = "eth0:1";
 
@@ -36,6 +38,9 @@ pub struct Config {
     pub endpoint: Option<String>,
     pub timeout: Duration,
     pub dry_run: bool,
+    /// Claim only: after a switch, wait this long, look again and re-create routes a late
+    /// release deleted (EC2 has no conditional delete). Zero = off.
+    pub settle: Duration,
 }
 
 impl Default for Config {
@@ -49,11 +54,12 @@ impl Default for Config {
             endpoint: None,
             timeout: DEFAULT_TIMEOUT,
             dry_run: false,
+            settle: Duration::ZERO,
         }
     }
 }
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "vip",
     "interface",
     "route_tables",
@@ -63,6 +69,7 @@ const KEYS: [&str; 9] = [
     "endpoint",
     "timeout_ms",
     "dry_run",
+    "settle_ms",
 ];
 
 /// Parses the raw config bytes (what IRIS passed, up to the first NUL).
@@ -116,7 +123,8 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
             "eni" => cfg.eni = Some(parse_id(known, "eni-", value)?),
             "region" => cfg.region = Some(parse_region(value)?),
             "endpoint" => cfg.endpoint = Some(parse_endpoint(value)?),
-            "timeout_ms" => cfg.timeout = parse_timeout(value)?,
+            "timeout_ms" => cfg.timeout = parse_ms(known, value, 1, MAX_TIMEOUT_MS)?,
+            "settle_ms" => cfg.settle = parse_ms(known, value, 0, MAX_SETTLE_MS)?,
             "dry_run" => cfg.dry_run = parse_flag(known, value)?,
             _ => {
                 return Err(Error::internal(format!(
@@ -251,14 +259,15 @@ fn parse_endpoint(value: &str) -> Result<String> {
     Ok(value.to_owned())
 }
 
-fn parse_timeout(value: &str) -> Result<Duration> {
-    let ms = value.parse::<u64>().ok().filter(|ms| {
-        (1..=MAX_TIMEOUT_MS).contains(ms) && value.bytes().all(|b| b.is_ascii_digit())
-    });
+fn parse_ms(key: &str, value: &str, min: u64, max: u64) -> Result<Duration> {
+    let ms = value
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| (min..=max).contains(ms) && value.bytes().all(|b| b.is_ascii_digit()));
     match ms {
         Some(ms) => Ok(Duration::from_millis(ms)),
         None => Err(Error::config(format!(
-            "timeout_ms {} must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}",
+            "{key} {} must be a whole number of milliseconds from {min} to {max}",
             quote(value)
         ))),
     }
@@ -317,6 +326,8 @@ mod tests {
         assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert!(c.dry_run);
+        assert_eq!(ok("settle_ms=150").settle, Duration::from_millis(150));
+        assert_eq!(ok("settle_ms=0").settle, Duration::ZERO);
     }
 
     #[test]
@@ -363,6 +374,8 @@ mod tests {
             (b"timeout_ms=+5", ErrorKind::Config),
             (b"timeout_ms=999999999", ErrorKind::Config),
             (b"dry_run=yes", ErrorKind::Config),
+            (b"settle_ms=-1", ErrorKind::Config),
+            (b"settle_ms=60001", ErrorKind::Config),
             (b"interface=has space", ErrorKind::Config),
             (b"interface=waytoolonglabel:123", ErrorKind::Config),
             (b"vip=1.2.3.4\xff", ErrorKind::Config),

@@ -11,7 +11,7 @@ use crate::error::{quote, Error, Result};
 use crate::local;
 use crate::net::Ipv4Net;
 use crate::plan::{self, RouteView, Step};
-use crate::report::{Action, ErrorReport, LocalReport, Op, Report, TableReport};
+use crate::report::{Action, ErrorReport, LocalReport, Op, Report, RouteState, TableReport};
 use crate::runtime;
 use futures_util::future::{join3, join_all};
 use std::time::{Duration, Instant};
@@ -207,12 +207,114 @@ async fn run(
             ));
         }
     }
+    let mut settle_error = None;
+    if op == Op::Claim && !cfg.settle.is_zero() && steps.iter().any(|s| *s != Step::Keep) {
+        settle_error = settle_and_reassert(
+            &client,
+            &tables,
+            &mut routes,
+            &dest,
+            &me.eni,
+            cfg.settle,
+            deadline,
+            &mut report.warnings,
+        )
+        .await;
+    }
     fill_tables(report, &tables, &routes, Some(&actions), &me.eni);
-    match actions.iter().find_map(|a| a.as_ref().err()) {
+    match actions
+        .iter()
+        .find_map(|a| a.as_ref().err())
+        .or(settle_error.as_ref())
+    {
         Some(e) => report.fail(e),
         None => report.ok = true,
     }
     Ok(())
+}
+
+/// After a switch: waits `settle`, reads the tables once more and re-creates routes that were
+/// deleted meanwhile. EC2 has no conditional delete, so an old holder's release that read the
+/// route before our switch can still delete it after; this closes most of that window.
+/// Routes another member took are reported, not fought over.
+#[allow(clippy::too_many_arguments)]
+async fn settle_and_reassert(
+    client: &aws_sdk_ec2::Client,
+    tables: &[TableObs],
+    routes: &mut [RouteView],
+    dest: &str,
+    eni: &str,
+    settle: Duration,
+    deadline: tokio::time::Instant,
+    warnings: &mut Vec<String>,
+) -> Option<Error> {
+    if tokio::time::Instant::now() + settle >= deadline {
+        warnings
+            .push("settle_ms: no time left within timeout_ms to re-check the routes".to_owned());
+        return None;
+    }
+    sleep(settle).await;
+    let ids = Selection::Ids(tables.iter().map(|t| t.id.clone()).collect());
+    let vpc = tables
+        .first()
+        .and_then(|t| t.vpc_id.clone())
+        .unwrap_or_default();
+    let seen = match timeout_at(deadline, ec2::route_tables(client, &ids, &vpc, dest)).await {
+        Ok(Ok(seen)) => seen,
+        Ok(Err(e)) => {
+            warnings.push(format!("settle_ms: re-check failed: {}", e.message));
+            return None;
+        }
+        Err(_) => {
+            warnings.push("settle_ms: re-check ran out of time".to_owned());
+            return None;
+        }
+    };
+    let lost: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.route.state == RouteState::Absent)
+        .map(|(i, _)| i)
+        .collect();
+    for (i, t) in seen.iter().enumerate() {
+        if t.route.state != RouteState::Absent && !t.route.points_at(eni) {
+            warnings.push(format!(
+                "{}: after the claim the route points at {}; another member claimed at the same time",
+                t.id,
+                t.route.target.as_deref().unwrap_or("?")
+            ));
+        }
+        routes[i] = t.route.clone();
+    }
+    let redo = join_all(lost.iter().map(|&i| {
+        timeout_at(
+            deadline,
+            ec2::apply(client, &tables[i].id, dest, eni, Step::Create),
+        )
+    }))
+    .await;
+    let mut first_error = None;
+    for (&i, outcome) in lost.iter().zip(redo) {
+        match outcome {
+            Ok(Ok(_)) => {
+                warnings.push(format!("{}: the route vanished after the claim (a late release elsewhere?); re-created it", tables[i].id));
+                routes[i] = RouteView {
+                    target: Some(eni.to_owned()),
+                    state: RouteState::Active,
+                };
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::timeout(format!(
+                    "{}: re-creating the vanished route ran out of time",
+                    tables[i].id
+                )));
+            }
+        }
+    }
+    first_error
 }
 
 /// The IPv4 address on the VIP label, when the config gives no `vip`.
