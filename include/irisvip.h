@@ -67,6 +67,7 @@ int ZFUnload(void);
 int vip_claim(const char *config, char *result);   /* table entry 1, "cC" */
 int vip_release(const char *config, char *result); /* table entry 2, "cC" */
 int vip_status(const char *config, char *result);  /* table entry 3, "cC" */
+int vip_check(const char *config, char *result);   /* table entry 4, "cC": preflight, changes nothing */
 
 #ifdef __cplusplus
 }

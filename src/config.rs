@@ -41,6 +41,9 @@ pub struct Config {
     /// Claim only: after a switch, wait this long, look again and re-create routes a late
     /// release deleted (EC2 has no conditional delete). Zero = off.
     pub settle: Duration,
+    /// Check only: probe IAM permissions with EC2's DryRun (`probe`) or not (`skip`, for
+    /// emulators such as moto that ignore DryRun and would really change routes).
+    pub probe_permissions: bool,
 }
 
 impl Default for Config {
@@ -55,11 +58,12 @@ impl Default for Config {
             timeout: DEFAULT_TIMEOUT,
             dry_run: false,
             settle: Duration::ZERO,
+            probe_permissions: true,
         }
     }
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "vip",
     "interface",
     "route_tables",
@@ -70,6 +74,7 @@ const KEYS: [&str; 10] = [
     "timeout_ms",
     "dry_run",
     "settle_ms",
+    "permissions",
 ];
 
 /// Parses the raw config bytes (what IRIS passed, up to the first NUL).
@@ -126,6 +131,18 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
             "timeout_ms" => cfg.timeout = parse_ms(known, value, 1, MAX_TIMEOUT_MS)?,
             "settle_ms" => cfg.settle = parse_ms(known, value, 0, MAX_SETTLE_MS)?,
             "dry_run" => cfg.dry_run = parse_flag(known, value)?,
+            "permissions" => {
+                cfg.probe_permissions = match value {
+                    "probe" => true,
+                    "skip" => false,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "permissions {} must be probe or skip",
+                            quote(value)
+                        )))
+                    }
+                }
+            }
             _ => {
                 return Err(Error::internal(format!(
                     "config key `{known}` has no parser"
@@ -328,6 +345,8 @@ mod tests {
         assert!(c.dry_run);
         assert_eq!(ok("settle_ms=150").settle, Duration::from_millis(150));
         assert_eq!(ok("settle_ms=0").settle, Duration::ZERO);
+        assert!(!ok("permissions=skip").probe_permissions);
+        assert!(ok("").probe_permissions);
     }
 
     #[test]
@@ -375,6 +394,7 @@ mod tests {
             (b"timeout_ms=999999999", ErrorKind::Config),
             (b"dry_run=yes", ErrorKind::Config),
             (b"settle_ms=-1", ErrorKind::Config),
+            (b"permissions=maybe", ErrorKind::Config),
             (b"settle_ms=60001", ErrorKind::Config),
             (b"interface=has space", ErrorKind::Config),
             (b"interface=waytoolonglabel:123", ErrorKind::Config),

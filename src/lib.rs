@@ -11,6 +11,7 @@
 //!   aware) and `dns` (an in-thread resolver) keep every call on the caller's thread.
 
 pub mod aws;
+pub mod check;
 pub mod config;
 mod dns;
 pub mod error;

@@ -6,6 +6,7 @@
 use crate::aws::ec2::{self, TableObs};
 use crate::aws::imds::Identity;
 use crate::aws::session::Session;
+use crate::check;
 use crate::config::{self, Config, Selection};
 use crate::error::{quote, Error, Result};
 use crate::local;
@@ -41,11 +42,17 @@ pub fn execute(op: Op, raw: &[u8]) -> Report {
     match config::parse(raw) {
         Err(e) => report.fail(&e),
         Ok(cfg) => {
-            report.dry_run = cfg.dry_run && op != Op::Status;
+            report.dry_run = cfg.dry_run && matches!(op, Op::Claim | Op::Release);
             let deadline = tokio::time::Instant::from_std(started + cfg.timeout);
             let ran = runtime::with_process(|rt, session| {
                 rt.block_on(async {
-                    let outcome = timeout_at(deadline + DEADLINE_SLACK, run(op, &cfg, session, &mut report, deadline)).await;
+                    let call = async {
+                        match op {
+                            Op::Check => check::run(&cfg, session, &mut report, deadline).await,
+                            _ => run(op, &cfg, session, &mut report, deadline).await,
+                        }
+                    };
+                    let outcome = timeout_at(deadline + DEADLINE_SLACK, call).await;
                     match outcome {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => report.fail(&e),
@@ -101,14 +108,7 @@ async fn run(
         ec2::describe_eni(&client, &me.eni),
     )
     .await;
-    let cidrs = cidrs?;
-    if let Some(c) = cidrs.iter().find(|c| c.contains(vip.addr)) {
-        return Err(Error::validation(format!(
-            "vip {vip} lies inside {c}, a CIDR of {}: AWS refuses such a route; use an overlay address \
-             outside every CIDR of the VPC",
-            me.vpc_id
-        )));
-    }
+    outside_vpc(vip, &cidrs?, &me.vpc_id)?;
     let tables = tables?;
     check_tables(&tables, &cfg.selection, &me)?;
     let source_dest_check = match eni_info {
@@ -317,8 +317,19 @@ async fn settle_and_reassert(
     first_error
 }
 
+/// The VIP must lie outside every CIDR of the VPC.
+pub(crate) fn outside_vpc(vip: Ipv4Net, cidrs: &[Ipv4Net], vpc_id: &str) -> Result<()> {
+    match cidrs.iter().find(|c| c.contains(vip.addr)) {
+        Some(c) => Err(Error::validation(format!(
+            "vip {vip} lies inside {c}, a CIDR of {vpc_id}: AWS refuses such a route; use an overlay address \
+             outside every CIDR of the VPC"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The IPv4 address on the VIP label, when the config gives no `vip`.
-fn default_vip(
+pub(crate) fn default_vip(
     label: &str,
     on_label: &std::io::Result<Vec<std::net::Ipv4Addr>>,
     warnings: &mut Vec<String>,
@@ -347,7 +358,7 @@ fn default_vip(
 }
 
 /// The selected tables must exist and belong to our VPC.
-fn check_tables(tables: &[TableObs], sel: &Selection, me: &Identity) -> Result<()> {
+pub(crate) fn check_tables(tables: &[TableObs], sel: &Selection, me: &Identity) -> Result<()> {
     if tables.is_empty() {
         return Err(Error::not_found(match sel {
             Selection::Tag { key, value } => {
@@ -409,7 +420,7 @@ async fn read_back(
 }
 
 /// Writes the per-table entries and the holder.
-fn fill_tables(
+pub(crate) fn fill_tables(
     report: &mut Report,
     tables: &[TableObs],
     routes: &[RouteView],

@@ -10,6 +10,8 @@ pub enum Op {
     Claim,
     Release,
     Status,
+    /// Preflight (`vip_check`): changes nothing, reports pass/warn/fail per check.
+    Check,
 }
 
 impl Op {
@@ -18,6 +20,7 @@ impl Op {
             Op::Claim => "claim",
             Op::Release => "release",
             Op::Status => "status",
+            Op::Check => "check",
         }
     }
 }
@@ -95,6 +98,29 @@ pub struct LocalReport {
     pub vip_present: bool,
 }
 
+/// Outcome of one preflight check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+/// One preflight check: what was checked, how it went, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckItem {
+    pub name: String,
+    pub status: CheckStatus,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The error kind a failure stands for (what the claim would fail with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
+}
+
 /// One result object, as the contract lays it out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -114,6 +140,9 @@ pub struct Report {
     /// Only in status results (null there when it could not be read).
     #[serde(skip_serializing_if = "is_not_status")]
     pub source_dest_check: Option<Option<bool>>,
+    /// Only in check results.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckItem>,
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
@@ -140,6 +169,7 @@ impl Report {
             route_tables: Vec::new(),
             local: None,
             source_dest_check: None,
+            checks: Vec::new(),
             warnings: Vec::new(),
             error: None,
             elapsed_ms: 0,

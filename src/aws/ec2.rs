@@ -195,6 +195,88 @@ pub async fn apply(
     }
 }
 
+/// A mutating route call, as the permission probe names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    ReplaceRoute,
+    CreateRoute,
+    DeleteRoute,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 3] = [
+        Mutation::ReplaceRoute,
+        Mutation::CreateRoute,
+        Mutation::DeleteRoute,
+    ];
+
+    pub fn action(self) -> &'static str {
+        match self {
+            Mutation::ReplaceRoute => "ReplaceRoute",
+            Mutation::CreateRoute => "CreateRoute",
+            Mutation::DeleteRoute => "DeleteRoute",
+        }
+    }
+}
+
+/// Whether IAM allows `m` on `table`, asked with EC2's DryRun: `DryRunOperation` = allowed,
+/// `UnauthorizedOperation` = not. Changes nothing on real EC2 (moto ignores DryRun!).
+pub async fn may(client: &Client, m: Mutation, table: &str, dest: &str, eni: &str) -> Result<bool> {
+    let outcome = match m {
+        Mutation::ReplaceRoute => client
+            .replace_route()
+            .dry_run(true)
+            .route_table_id(table)
+            .destination_cidr_block(dest)
+            .network_interface_id(eni)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                (
+                    error_code(&e).map(str::to_owned),
+                    sdk_error(m.action(), table, e),
+                )
+            }),
+        Mutation::CreateRoute => client
+            .create_route()
+            .dry_run(true)
+            .route_table_id(table)
+            .destination_cidr_block(dest)
+            .network_interface_id(eni)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                (
+                    error_code(&e).map(str::to_owned),
+                    sdk_error(m.action(), table, e),
+                )
+            }),
+        Mutation::DeleteRoute => client
+            .delete_route()
+            .dry_run(true)
+            .route_table_id(table)
+            .destination_cidr_block(dest)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                (
+                    error_code(&e).map(str::to_owned),
+                    sdk_error(m.action(), table, e),
+                )
+            }),
+    };
+    match outcome {
+        // A real success means the endpoint ignored DryRun: allowed, but say so upstream.
+        Ok(()) => Ok(true),
+        Err((Some(code), _)) if code == "DryRunOperation" => Ok(true),
+        Err((Some(code), _)) if code == "UnauthorizedOperation" => Ok(false),
+        Err((_, e)) => Err(e),
+    }
+}
+
 type SdkResult<E> = std::result::Result<
     (),
     aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,

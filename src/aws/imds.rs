@@ -31,6 +31,11 @@ pub async fn discover(imds: &Client) -> Result<Identity> {
     })
 }
 
+/// The instance id alone: a cheap probe that IMDSv2 (token + GET) works.
+pub async fn instance_id(imds: &Client) -> Result<String> {
+    get(imds, "instance-id").await
+}
+
 /// One metadata value, trimmed; empty counts as missing.
 async fn get(imds: &Client, path: &str) -> Result<String> {
     let full = format!("/latest/meta-data/{path}");

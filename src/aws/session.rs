@@ -111,6 +111,11 @@ impl Session {
         Ok((region, client, identity))
     }
 
+    /// Probes IMDSv2 (token and one GET), for the preflight.
+    pub async fn probe_imds(&self) -> Result<String> {
+        imds::instance_id(&self.imds).await
+    }
+
     /// The SDK's region chain: `AWS_REGION`, the profile, then IMDS.
     async fn lookup_region(&self) -> Result<String> {
         // The SDK's default region chain, with our IMDS client (its timeouts, its HTTP client).

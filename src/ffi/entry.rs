@@ -34,10 +34,20 @@ pub unsafe extern "C" fn vip_status(config: *const c_char, result: *mut c_char) 
     entry(Op::Status, config, result)
 }
 
+/// `int vip_check(const char *config, char *result)`: the preflight; changes nothing.
+///
+/// # Safety
+/// As for `vip_claim`.
+#[no_mangle]
+pub unsafe extern "C" fn vip_check(config: *const c_char, result: *mut c_char) -> c_int {
+    entry(Op::Check, config, result)
+}
+
 // The entries have exactly the signature the header declares.
 const _: irisvip_entry_fn = Some(vip_claim);
 const _: irisvip_entry_fn = Some(vip_release);
 const _: irisvip_entry_fn = Some(vip_status);
+const _: irisvip_entry_fn = Some(vip_check);
 
 unsafe fn entry(op: Op, config: *const c_char, result: *mut c_char) -> c_int {
     if result.is_null() {

@@ -7,12 +7,12 @@ use super::abi::{
     irisvip_callbacks, irisvip_get_table_fn, irisvip_init_fn, irisvip_unload_fn, zfestr,
 };
 use super::callbacks;
-use super::entry::{vip_claim, vip_release, vip_status};
+use super::entry::{vip_check, vip_claim, vip_release, vip_status};
 use std::ffi::{c_char, c_int, c_void};
 
 /// The table is read-only and its pointers are 'static.
 #[repr(transparent)]
-struct Table([zfestr; 4]);
+struct Table([zfestr; 5]);
 // SAFETY: every pointer in the table is to 'static, immutable data or code.
 unsafe impl Sync for Table {}
 
@@ -40,6 +40,11 @@ static TABLE: Table = Table([
         zfename: c"vip_status".as_ptr(),
         zfead: c"cC".as_ptr(),
         zfeep: erase(vip_status),
+    },
+    zfestr {
+        zfename: c"vip_check".as_ptr(),
+        zfead: c"cC".as_ptr(),
+        zfeep: erase(vip_check),
     },
     zfestr {
         zfename: std::ptr::null(),

@@ -9,6 +9,7 @@ must accompany every GET, an unknown or expired token gets 401, a GET without on
 
 Prints "PORT <n>" on stdout once listening. GET /_stats (no token) answers counters as JSON.
 With --credentials it also serves an instance-profile role (test credentials only).
+With --allow-imdsv1 a GET without a token is answered too (IMDSv1); a wrong token still gets 401.
 """
 
 import argparse
@@ -105,6 +106,8 @@ class Handler(BaseHTTPRequestHandler):
             self.state.stats["gets"] += 1
             expiry = self.state.tokens.get(token or "")
             valid = expiry is not None and expiry > time.monotonic()
+            if token is None and self.state.args.allow_imdsv1:
+                valid = True  # IMDSv1: a plain GET without a token (opt-in, as on instances that allow it)
             if not valid:
                 self.state.stats["unauthorized"] += 1
         if not valid:
@@ -134,6 +137,7 @@ def main():
     p.add_argument("--access-key", default="AKIAIRISVIPTEST00001")
     p.add_argument("--secret-key", default="irisvip-test-secret-key")
     p.add_argument("--session-token", default="irisvip-test-session-token")
+    p.add_argument("--allow-imdsv1", action="store_true", help="also answer GETs that carry no token (IMDSv1)")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     Handler.state = State(args)

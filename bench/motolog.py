@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""moto's EC2 server exactly as `moto_server` runs it, plus a log of route mutations.
+
+    motolog.py -H 127.0.0.1 -p PORT
+
+Every ReplaceRoute / CreateRoute / DeleteRoute is logged with CLOCK_MONOTONIC times taken when
+the request reached moto (t0) and when moto had answered it (t1): by t1 the change is what any
+reader gets. `GET /_bench/mutations?since=T` answers the entries with t1 >= T as JSON. This is the
+commit-side view of a switch; the poller (poller.py) is the reader-side view.
+"""
+
+import argparse
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlparse
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+MUTATIONS = {"ReplaceRoute", "CreateRoute", "DeleteRoute"}
+
+
+class MutationLog:
+    def __init__(self, app):
+        self.app = app
+        self.entries = []
+        self.lock = threading.Lock()
+
+    def serve_log(self, environ, start_response):
+        query = parse_qs(urlparse("?" + environ.get("QUERY_STRING", "")).query)
+        since = float(query.get("since", ["0"])[0])
+        with self.lock:
+            body = json.dumps([e for e in self.entries if e["t1"] >= since]).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def __call__(self, environ, start_response):
+        t0 = time.monotonic()
+        if environ.get("PATH_INFO") == "/_bench/mutations":
+            return self.serve_log(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = parse_qs(body.decode(errors="replace"))
+        action = (form.get("Action") or [""])[0]
+        if action not in MUTATIONS:
+            return self.app(environ, start_response)
+        status = {}
+
+        def capture(s, headers, exc_info=None):
+            status["code"] = int(s.split()[0])
+            return start_response(s, headers, exc_info)
+
+        result = self.app(environ, capture)
+        try:
+            out = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        t1 = time.monotonic()
+        with self.lock:
+            self.entries.append({
+                "t0": t0, "t1": t1, "action": action, "status": status.get("code"),
+                "table": (form.get("RouteTableId") or [None])[0],
+                "dest": (form.get("DestinationCidrBlock") or [None])[0],
+                "eni": (form.get("NetworkInterfaceId") or [None])[0],
+            })
+        return [out]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-H", "--host", default="127.0.0.1")
+    p.add_argument("-p", "--port", type=int, required=True)
+    args = p.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # as moto_server does
+    run_simple(args.host, args.port, MutationLog(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Network namespaces of one lab run: probe, build the topology, flip links, tear down, sweep.
+
+Everything the lab sends travels between these namespaces; the root namespace gets no address
+and no route, so no lab packet can leave the machine.
+
+    client (10.N.3.10) --- to-c  \
+    member-a (eth0 10.N.1.x) --- to-a -- vpc router (10.N.{1,2,3}.1, moto, route sync)
+    member-b (eth0 10.N.2.x) --- to-b  /
+
+Names are PREFIX + "<pid>-" + role, the pid being the lab process that made them, so a later
+run can tell a crashed run's namespaces (pid gone) from a live concurrent run's (pid alive).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+
+PREFIX = "irisvip-lab-"
+ROLES = ("vpc", "a", "b", "c")
+VIP = "192.168.240.10"
+IMDS_ADDR = "169.254.169.254"
+SUBNET = {"a": 1, "b": 2, "c": 3}  # third octet of each role's subnet, as world.py numbers them
+
+
+class NetnsUnavailable(Exception):
+    """This machine (or this user) cannot create network namespaces."""
+
+
+def ip(*args, check=True):
+    """One iproute2 command; failures raise with ip's own message."""
+    r = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip() or r.returncode}")
+    return r.stdout
+
+
+def sysctl(ns, *settings):
+    """Set sysctls inside a namespace: net.* is per namespace, so it is written from inside it
+    (through /proc/sys, so no procps is needed)."""
+    script = "; ".join(f"echo '{s.split('=', 1)[1]}' > /proc/sys/{s.split('=', 1)[0].replace('.', '/')}" for s in settings)
+    subprocess.run(["ip", "netns", "exec", ns, "sh", "-ec", script], check=True)
+
+
+def probe():
+    """Raise NetnsUnavailable with a one-line reason unless `ip netns add` works here."""
+    if shutil.which("ip") is None:
+        raise NetnsUnavailable("the `ip` command (iproute2) is not installed")
+    if os.geteuid() != 0:
+        # CAP_NET_ADMIN alone is not enough either: `ip netns add` also mounts under /run/netns.
+        raise NetnsUnavailable(f"network namespaces need root (running as uid {os.geteuid()})")
+    name = f"{PREFIX}{os.getpid()}-probe"
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise NetnsUnavailable(f"`ip netns add` failed: {r.stderr.strip() or 'exit ' + str(r.returncode)}")
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def _list():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_inside(ns):
+    """Kill what still runs inside a namespace: deleting a namespace does not stop its processes."""
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    for pid in (int(p) for p in out.split() if p.isdigit()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def sweep_stale():
+    """Delete the namespaces (and their processes) of earlier lab runs whose process is gone."""
+    removed = []
+    for ns in _list():
+        m = re.match(re.escape(PREFIX) + r"(\d+)-", ns)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        _kill_inside(ns)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        removed.append(ns)
+    return removed
+
+
+@dataclass
+class Topology:
+    """Names and addresses of one run's namespaces. Member addresses come from the moto world."""
+
+    n: int  # the world's CIDR index: VPC 10.n.0.0/16, subnets 10.n.{1,2,3}.0/24
+    ns: dict = field(default_factory=dict)  # role -> namespace name
+    member_ip: dict = field(default_factory=dict)  # "a"/"b" -> private IP
+    created: list = field(default_factory=list)
+
+    def gw(self, role):
+        """The router's address in a role's subnet (AWS's VPC router is .1 as well)."""
+        return f"10.{self.n}.{SUBNET[role]}.1"
+
+    @property
+    def client_ip(self):
+        return f"10.{self.n}.3.10"
+
+    @property
+    def cidr(self):
+        return f"10.{self.n}.0.0/16"
+
+
+def create(n):
+    """Namespaces, veth pairs to the router, router addresses and forwarding. Members get their
+    addresses later (configure_member), once moto has told which private IPs they own."""
+    topo = Topology(n=n)
+    base = f"{PREFIX}{os.getpid()}-"
+    try:
+        for role in ROLES:
+            name = base + {"vpc": "vpc", "a": "member-a", "b": "member-b", "c": "client"}[role]
+            ip("netns", "add", name)
+            topo.created.append(name)
+            topo.ns[role] = name
+            ip("-n", name, "link", "set", "lo", "up")
+        vpc = topo.ns["vpc"]
+        for role in ("a", "b", "c"):
+            # Created inside the router namespace with the peer moved straight into the other one:
+            # the root namespace never holds either end, so no name can clash with the host's.
+            ip("-n", vpc, "link", "add", f"to-{role}", "type", "veth", "peer", "name", "eth0", "netns", topo.ns[role])
+            ip("-n", vpc, "addr", "add", f"{topo.gw(role)}/24", "dev", f"to-{role}")
+            ip("-n", vpc, "link", "set", f"to-{role}", "up")
+        # Forwarding on; rp_filter off: a member answers from the VIP, whose route may point at the
+        # other member at that moment (the VPC equivalent is SourceDestCheck=false on the ENIs).
+        # ICMP rate limit off: clients get "unreachable" at once, every time, while no route exists.
+        sysctl(vpc, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+               "net.ipv4.icmp_ratelimit=0",
+               *[f"net.ipv4.conf.to-{r}.rp_filter=0" for r in ("a", "b", "c")])
+        c = topo.ns["c"]
+        ip("-n", c, "addr", "add", f"{topo.client_ip}/24", "dev", "eth0")
+        ip("-n", c, "link", "set", "eth0", "up")
+        ip("-n", c, "route", "add", "default", "via", topo.gw("c"))
+        # The client opens ~150 short connections a second; let it reuse TIME_WAIT ports.
+        sysctl(c, "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=10000 65000")
+        return topo
+    except BaseException:
+        destroy(topo)
+        raise
+
+
+def configure_member(topo, role, private_ip, mac):
+    """A member as an EC2 instance sees itself: eth0 with its ENI's MAC and private IP, the VIP
+    on label eth0:1 (what IRIS's mirror VIP setup leaves), and 169.254.169.254 on lo where its
+    IMDSv2 stand-in listens, so the library uses the real metadata address."""
+    ns = topo.ns[role]
+    topo.member_ip[role] = private_ip
+    ip("-n", ns, "link", "set", "eth0", "address", mac)
+    ip("-n", ns, "addr", "add", f"{private_ip}/24", "dev", "eth0")
+    ip("-n", ns, "addr", "add", f"{VIP}/32", "dev", "eth0", "label", "eth0:1")
+    ip("-n", ns, "addr", "add", f"{IMDS_ADDR}/32", "dev", "lo")
+    set_link(topo, role, True)
+
+
+def set_link(topo, role, up):
+    """A member's NIC on or off. Down takes the default route with it, so up restores it."""
+    ns = topo.ns[role]
+    ip("-n", ns, "link", "set", "eth0", "up" if up else "down")
+    if up:
+        ip("-n", ns, "route", "replace", "default", "via", topo.gw(role))
+
+
+def destroy(topo):
+    """Remove this run's namespaces; whatever still runs inside is killed first. Idempotent."""
+    for ns in reversed(topo.created):
+        _kill_inside(ns)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    topo.created.clear()

@@ -1,0 +1,260 @@
+//! irisvip: the operator's command line. Same core code as the IRIS library (not through the
+//! C ABI): see, move and check the VIP route from a shell.
+//!
+//! Exit codes: 0 ok; 2 config or validation; 3 permission; 4 AWS, metadata, not found,
+//! throttled or timeout; 1 internal or anything else.
+
+use clap::{Args, Parser, Subcommand};
+use irisvip::report::{Action, CheckStatus, Holder, Report};
+use irisvip::{ErrorKind, Op};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "irisvip",
+    version,
+    about = "Move an IRIS mirror's overlay VIP between AWS availability zones via VPC route tables"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Where the VIP route points in each selected table; changes nothing.
+    Status(Opts),
+    /// Point the VIP route of every selected table at this member's ENI.
+    Claim(Opts),
+    /// Delete the VIP route where it still points at this member's ENI.
+    Release(Opts),
+    /// Preflight: IMDSv2, identity, SourceDestCheck, VIP, tables, holder, IAM; changes nothing.
+    Check(Opts),
+}
+
+/// The contract's config keys as flags (each may also come from --config, but not twice).
+#[derive(Args)]
+struct Opts {
+    /// Overlay address (a.b.c.d or a.b.c.d/32), outside every CIDR of the VPC.
+    #[arg(long)]
+    vip: Option<String>,
+    /// Address label that carries the VIP on this host [default: eth0:1].
+    #[arg(long)]
+    interface: Option<String>,
+    /// Comma-separated route table ids [default: every table of the VPC].
+    #[arg(long)]
+    route_tables: Option<String>,
+    /// Key=Value: the VPC's tables carrying that tag.
+    #[arg(long)]
+    route_table_tag: Option<String>,
+    /// Network interface the route points at [default: the primary ENI, from IMDS].
+    #[arg(long)]
+    eni: Option<String>,
+    /// AWS region [default: AWS_REGION, profile, IMDS].
+    #[arg(long)]
+    region: Option<String>,
+    /// EC2 endpoint URL [default: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, public].
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Deadline for the whole call in milliseconds [default: 10000].
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Report the plan, change nothing (claim, release).
+    #[arg(long)]
+    dry_run: bool,
+    /// Claim: wait this long after the switch and re-create routes a late release deleted.
+    #[arg(long)]
+    settle_ms: Option<u64>,
+    /// Check: `probe` IAM with EC2 DryRun, or `skip` (emulators that ignore DryRun).
+    #[arg(long)]
+    permissions: Option<String>,
+    /// A config string (key=value;…) or the path of a file holding one.
+    #[arg(long)]
+    config: Option<String>,
+    /// Print the contract's JSON result instead of the human-readable report.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Opts {
+    /// The config text: --config (string or file) first, then one line per flag given.
+    fn config_text(&self) -> Result<String, String> {
+        let mut text = match &self.config {
+            Some(c) if std::path::Path::new(c).is_file() => std::fs::read_to_string(c)
+                .map_err(|e| format!("cannot read --config file {c}: {e}"))?,
+            Some(c) => c.clone(),
+            None => String::new(),
+        };
+        let flags: [(&str, Option<String>); 10] = [
+            ("vip", self.vip.clone()),
+            ("interface", self.interface.clone()),
+            ("route_tables", self.route_tables.clone()),
+            ("route_table_tag", self.route_table_tag.clone()),
+            ("eni", self.eni.clone()),
+            ("region", self.region.clone()),
+            ("endpoint", self.endpoint.clone()),
+            ("timeout_ms", self.timeout_ms.map(|v| v.to_string())),
+            ("settle_ms", self.settle_ms.map(|v| v.to_string())),
+            ("permissions", self.permissions.clone()),
+        ];
+        for (key, value) in flags {
+            if let Some(v) = value {
+                text.push_str(&format!("\n{key}={v}"));
+            }
+        }
+        if self.dry_run {
+            text.push_str("\ndry_run=1");
+        }
+        Ok(text)
+    }
+}
+
+fn exit_code(report: &Report) -> u8 {
+    if report.ok {
+        return 0;
+    }
+    match report.error.as_ref().map(|e| e.kind) {
+        Some(ErrorKind::Config | ErrorKind::Validation) => 2,
+        Some(ErrorKind::Permission) => 3,
+        Some(
+            ErrorKind::Aws
+            | ErrorKind::Metadata
+            | ErrorKind::NotFound
+            | ErrorKind::Throttled
+            | ErrorKind::Timeout,
+        ) => 4,
+        _ => 1,
+    }
+}
+
+fn action_text(a: Option<Action>) -> &'static str {
+    match a {
+        None => "-",
+        Some(Action::Replaced) => "replaced",
+        Some(Action::Created) => "created",
+        Some(Action::Deleted) => "deleted",
+        Some(Action::Unchanged) => "unchanged",
+        Some(Action::Planned) => "planned",
+        Some(Action::Failed) => "FAILED",
+    }
+}
+
+fn print_human(r: &Report) {
+    let holder = match r.holder {
+        Some(Holder::Myself) => "self",
+        Some(Holder::Other) => "other",
+        Some(Holder::None) => "none",
+        Some(Holder::Mixed) => "mixed",
+        None => "?",
+    };
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!(
+        "{} {}{}: {} — holder {holder}, {} ms",
+        r.op.as_str(),
+        dash(&r.vip),
+        if r.dry_run { " (dry run)" } else { "" },
+        if r.ok { "OK" } else { "FAILED" },
+        r.elapsed_ms
+    );
+    println!(
+        "  eni {}  instance {}  vpc {}  region {}",
+        dash(&r.eni),
+        dash(&r.instance_id),
+        dash(&r.vpc_id),
+        dash(&r.region)
+    );
+    if let Some(l) = &r.local {
+        println!(
+            "  local: {} {}",
+            l.interface,
+            if l.vip_present {
+                "carries the VIP"
+            } else {
+                "does NOT carry the VIP"
+            }
+        );
+    }
+    if let Some(sdc) = r.source_dest_check {
+        let text = match sdc {
+            Some(false) => "disabled (good)",
+            Some(true) => "ENABLED (packets to the VIP are dropped)",
+            None => "unknown",
+        };
+        println!("  source/dest check: {text}");
+    }
+    if !r.route_tables.is_empty() {
+        println!(
+            "\n  {:<24} {:<24} {:<10} {:<5} ACTION",
+            "ROUTE TABLE", "TARGET", "STATE", "SELF"
+        );
+        for t in &r.route_tables {
+            let state = match t.state {
+                irisvip::report::RouteState::Active => "active",
+                irisvip::report::RouteState::Blackhole => "blackhole",
+                irisvip::report::RouteState::Absent => "absent",
+            };
+            println!(
+                "  {:<24} {:<24} {:<10} {:<5} {}",
+                t.id,
+                t.target.as_deref().unwrap_or("-"),
+                state,
+                if t.is_self { "yes" } else { "no" },
+                action_text(t.action)
+            );
+            if let Some(e) = &t.error {
+                println!("      error [{}]: {}", e.kind, e.message);
+            }
+        }
+    }
+    if !r.checks.is_empty() {
+        println!();
+        for c in &r.checks {
+            let tag = match c.status {
+                CheckStatus::Pass => "PASS",
+                CheckStatus::Warn => "WARN",
+                CheckStatus::Fail => "FAIL",
+                CheckStatus::Skip => "SKIP",
+            };
+            println!("  {tag} {:<26} {}", c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("       {:<26} fix: {fix}", "");
+            }
+        }
+    }
+    for w in &r.warnings {
+        println!("  warning: {w}");
+    }
+    if let Some(e) = &r.error {
+        println!("  error [{}]: {}", e.kind, e.message);
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (op, opts) = match &cli.command {
+        Command::Status(o) => (Op::Status, o),
+        Command::Claim(o) => (Op::Claim, o),
+        Command::Release(o) => (Op::Release, o),
+        Command::Check(o) => (Op::Check, o),
+    };
+    let text = match opts.config_text() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("irisvip: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = irisvip::execute(op, text.as_bytes());
+    if opts.json {
+        match serde_json::to_string(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("irisvip: cannot write JSON: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print_human(&report);
+    }
+    ExitCode::from(exit_code(&report))
+}
