@@ -45,6 +45,8 @@ test: deps
 	cargo test --release
 	$(PY) tests/objectscript/parse_check.py objectscript
 	$(PY) -m unittest discover -s tests/objectscript
+	$(VENV)/bin/cfn-lint examples/cloudformation.yaml
+	$(PY) -m json.tool examples/iam-policy.json >/dev/null
 
 demo: deps build
 	$(PY) tests/support/demo.py

@@ -4,8 +4,9 @@ Two timelines of the VIP route come from the sync loop's change events:
 - moto's (the control plane): a change to X happened somewhere in (t_after, t_seen], so X held
   the route at least over [t_seen, next t_after] and at most over (t_after, next t_seen];
 - the router kernel's (the data plane): X from t_applied to the next change's t_applied.
-A reply from X is legitimate when X held the route in moto at most `allowance` before the
-request left (the data plane trails moto by up to one poll interval plus one poll).
+A reply from X is legitimate when X held the route in moto when the request left, give or take
+the sync loop's lag (its poll interval, its poll, and its `ip route` call), and when the
+router's kernel sent packets to X at that moment.
 """
 
 import math
@@ -48,10 +49,11 @@ def stray_replies(samples, routes, allowance_s, tol_s=0.002):
     return bad
 
 
-def sync_allowance_s(interval_ms, stats):
-    """How far the data plane may trail moto: a sleep, a poll, the `ip route` call, and slack."""
-    poll_max = (stats or {}).get("poll_ms_max") or 50.0
-    return (interval_ms + poll_max + 20.0) / 1000.0
+def apply_lag_s(routes, slack_s=0.005):
+    """How long the router's kernel may trail the sync loop's view of moto: the longest
+    `ip route replace` seen, plus slack. The poll interval itself is already inside the moto
+    spans (a holder's span ends only when a poll has seen the next one)."""
+    return max((r["t_applied"] - r["t_seen"] for r in routes), default=0.0) + slack_s
 
 
 def last_reply(samples, member, before, kind=None):

@@ -1,0 +1,144 @@
+"""The shared world every contender runs against: one moto, the IMDS stand-ins, route resets.
+
+Runs inside the bench namespace (see netns.py): moto and member B's IMDS on 127.0.0.1, member
+A's IMDS on 169.254.169.254:80, where the AWS SDKs, curl, the aws CLI and the resource agent
+look for it by default. Contenders claim as A unless they say otherwise.
+"""
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import boto3
+
+from common import HERE, IMDS_ADDR, PY, REGION, SUPPORT, VIP_CIDR, free_port, log, release, wait_port
+
+# The MAC of eth0 in the bench namespace (netns.py sets it) and of member B (never read locally).
+MAC = {"A": "02:42:ac:1e:0a:0a", "B": "02:42:ac:1e:0b:0b"}
+
+
+class Moto:
+    def __init__(self, procs, workdir):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = procs.start([PY, os.path.join(HERE, "motolog.py"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(workdir, "moto.log"), "w"))
+        wait_port("127.0.0.1", self.port, "moto")
+        self.ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=REGION,
+                                aws_access_key_id="bench", aws_secret_access_key="bench")
+
+    def mutations(self, since):
+        with urllib.request.urlopen(f"{self.endpoint}/_bench/mutations?since={since:.6f}", timeout=30) as r:
+            return json.loads(r.read())
+
+
+class World:
+    """A two-member VPC with `tables` route tables, its VIP route pointing at B to start with."""
+
+    def __init__(self, procs, moto, tables, cidr_index, workdir):
+        self.procs, self.moto, self.tables_n = procs, moto, tables
+        out = subprocess.run([PY, os.path.join(SUPPORT, "world.py"), "create", "--endpoint", moto.endpoint,
+                              "--tables", str(tables), "--cidr-index", str(cidr_index)],
+                             check=True, capture_output=True, text=True).stdout
+        self.w = json.loads(out)
+        self.tables = self.w["route_tables"]
+        self.eni = {"A": self.w["a"]["eni"], "B": self.w["b"]["eni"]}
+        self.letter = {v: k for k, v in self.eni.items()}
+        for t in self.tables:
+            moto.ec2.create_route(RouteTableId=t, DestinationCidrBlock=VIP_CIDR, NetworkInterfaceId=self.eni["B"])
+        self.imds = {}
+        self.imds_proc = []
+        for name, host, port in (("A", IMDS_ADDR, 80), ("B", "127.0.0.1", 0)):
+            m = self.w[name.lower()]
+            p = procs.start([PY, os.path.join(SUPPORT, "imds.py"), "--host", host, "--port", str(port),
+                             "--instance-id", m["instance_id"], "--mac", MAC[name], "--eni", m["eni"],
+                             "--vpc", self.w["vpc"], "--subnet", m["subnet"], "--region", REGION, "--az", m["az"],
+                             "--local-ipv4", m["private_ip"], "--credentials", "--allow-imdsv1"],
+                            stdout=subprocess.PIPE, stderr=open(os.path.join(workdir, f"imds-{name}.log"), "w"),
+                            text=True)
+            bound = int(p.stdout.readline().split()[1])
+            self.imds[name] = f"http://{host}:{bound}" if bound != 80 else f"http://{host}"
+            self.imds_proc.append(p)
+
+    def routes(self):
+        """Letter of the holder per table ('-' none, '?' other), read with DescribeRouteTables."""
+        seen = {t: "-" for t in self.tables}
+        for t in self.moto.ec2.describe_route_tables(RouteTableIds=self.tables)["RouteTables"]:
+            for r in t.get("Routes", []):
+                if r.get("DestinationCidrBlock") == VIP_CIDR:
+                    seen[t["RouteTableId"]] = self.letter.get(r.get("NetworkInterfaceId"), "?")
+        return "".join(seen[t] for t in self.tables)
+
+    def stop(self):
+        for p in self.imds_proc:
+            self.procs.stop(p)
+
+
+class Floor:
+    """examples/floor: ReplaceRoute on every table at once over warm connections.
+
+    The floor contender, and the tool that puts the route back at the run's starting holder
+    between runs (outside every timed window).
+    """
+
+    def __init__(self, procs, world, workdir):
+        self.world = world
+        argv = [release("examples", "floor"), "--endpoint", world.moto.endpoint, "--region", REGION,
+                "--vip", VIP_CIDR, "--tables", ",".join(world.tables), "--warmup", world.eni["B"]]
+        self.p = procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=open(os.path.join(workdir, "floor.log"), "a"), text=True)
+        ready = json.loads(self.p.stdout.readline() or "{}")
+        if not ready.get("ok"):
+            raise RuntimeError(f"floor did not start: {ready}")
+        self.procs = procs
+
+    def replace(self, holder):
+        """Returns (t0, reply): t0 just before the command is written."""
+        t0 = time.monotonic()
+        self.p.stdin.write(f"replace {self.world.eni[holder]}\n")
+        self.p.stdin.flush()
+        return t0, json.loads(self.p.stdout.readline())
+
+    def stop(self):
+        self.procs.stop(self.p)
+
+
+class Poller:
+    def __init__(self, procs, world, path):
+        self.path = path
+        holders = ",".join(f"{eni}={k}" for k, eni in world.eni.items())
+        self.p = procs.start([PY, os.path.join(HERE, "poller.py"), "--endpoint", world.moto.endpoint,
+                              "--vip", VIP_CIDR, "--tables", ",".join(world.tables), "--holders", holders,
+                              "--out", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.p.stdout.readline().strip() != "ready":
+            raise RuntimeError("poller did not start")
+        self.procs = procs
+
+    def on(self):
+        self.p.stdin.write("on\n")
+        self.p.stdin.flush()
+
+    def off(self):
+        """Stops polling; returns the records [(t_send, t_recv, states)]."""
+        self.p.stdin.write("off\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().split()
+        if not line or line[0] != "off":
+            log(f"poller answered {line!r}")
+        records = []
+        with open(self.path) as f:
+            for row in f:
+                a, b, s = row.split()
+                records.append((float(a), float(b), s))
+        return records
+
+    def stop(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+        except OSError:
+            pass
+        self.procs.stop(self.p)
