@@ -439,3 +439,251 @@ pub fn actions(result: &Value) -> Vec<String> {
 pub fn kind(result: &Value) -> &str {
     result["error"]["kind"].as_str().unwrap_or("")
 }
+
+// ---- Helpers for the reliability tests (faults, races, fuzz_abi) --------------------------
+
+/// A child that prints "PORT <n>" on its first stdout line (the Python stand-ins).
+fn spawn_with_port(cmd: &mut Command, what: &str) -> (Child, u16) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = die_with_parent(cmd)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what} prints its port: {e}"));
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: expected PORT <n>, got {line:?}"));
+    (child, port)
+}
+
+/// Minimal HTTP/1.0 request on loopback with an optional JSON body; answers the JSON body.
+pub fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{method} {path}: {head} {json}"
+    );
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {json}"))
+}
+
+/// `tests/support/faultproxy.py` in front of `upstream` (moto or an IMDS stand-in); stopped
+/// when dropped. Rules and log: see the script's docstring.
+pub struct FaultProxy {
+    child: Child,
+    pub port: u16,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> FaultProxy {
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/support/faultproxy.py"))
+            .args(["--upstream", upstream]);
+        let (child, port) = spawn_with_port(&mut cmd, "faultproxy.py");
+        FaultProxy { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Replaces the rules (a JSON list) and empties the log.
+    pub fn set(&self, rules: Value) {
+        http_json(self.port, "POST", "/_faults", Some(&rules));
+        http_json(self.port, "DELETE", "/_log", None);
+    }
+
+    /// Every request seen since the last `set`.
+    pub fn log(&self) -> Vec<Value> {
+        http_json(self.port, "GET", "/_log", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Requests with EC2 Action `action` that reached the proxy (answered or not).
+    pub fn attempts(&self, action: &str) -> usize {
+        self.log().iter().filter(|e| e["action"] == action).count()
+    }
+
+    /// As `attempts`, for one route table.
+    pub fn attempts_on(&self, action: &str, table: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|e| e["action"] == action && e["params"]["RouteTableId"] == table)
+            .count()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) after `limit`: a hang in the
+/// library must fail a test, not stall the suite.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("the process did not finish within {limit:?} (killed)");
+        }
+    }
+}
+
+/// A zfhost process kept warm in stdin mode (`zfhost -`): commands go in tab-separated, one
+/// JSON line comes back per call. Killed when dropped.
+pub struct WarmHost {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub load: Value,
+}
+
+impl WarmHost {
+    /// Starts `cmd` (a zfhost command, e.g. `Node::host()`) with `-` appended.
+    pub fn start(mut cmd: Command) -> WarmHost {
+        let mut child = cmd
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zfhost starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut host = WarmHost {
+            child,
+            stdin,
+            lines,
+            load: Value::Null,
+        };
+        host.load = host.next(Duration::from_secs(30));
+        assert_eq!(host.load["cmd"], "load", "{}", host.load);
+        host
+    }
+
+    /// Writes one command (fields joined with tabs).
+    pub fn send(&mut self, fields: &[&str]) {
+        use std::io::Write;
+        for f in fields {
+            assert!(!f.contains(['\t', '\n']), "field {f:?} has a tab or newline");
+        }
+        writeln!(self.stdin, "{}", fields.join("\t")).expect("zfhost stdin");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// The next output line, parsed; fails the test after `limit`.
+    pub fn next(&mut self, limit: Duration) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(limit)
+            .unwrap_or_else(|e| panic!("zfhost gave no line within {limit:?}: {e}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("zfhost line {line:?}: {e}"))
+    }
+
+    /// One call; returns its line (check it with `result_of`).
+    pub fn call(&mut self, entry: &str, config: &str) -> Value {
+        self.send(&["call", entry, config]);
+        self.next(Duration::from_secs(60))
+    }
+}
+
+impl Drop for WarmHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// A warm zfhost process for this member (stdin mode).
+    pub fn warm(&self) -> WarmHost {
+        WarmHost::start(self.host())
+    }
+}
+
+/// The target per table of a result (`None` = absent), in the result's order.
+pub fn targets(result: &Value) -> Vec<Option<String>> {
+    result["route_tables"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| t["target"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A small deterministic PRNG (splitmix64) for seeded random tests, so no crate is needed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// A seed from `var` (decimal) or `default`, printed so a failure can be replayed.
+pub fn seed_from_env(var: &str, default: u64) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("{var}={seed}");
+    seed
+}
