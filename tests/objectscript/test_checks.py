@@ -62,7 +62,7 @@ class ZfCallsTest(unittest.TestCase):
         entries = json.loads(result.stdout)
         self.assertEqual(
             sorted((e["name"], e["inputs"]) for e in entries),
-            [("vip_claim", 1), ("vip_release", 1), ("vip_status", 1)],
+            [("vip_check", 1), ("vip_claim", 1), ("vip_release", 1), ("vip_status", 1)],
         )
         for entry in entries:
             self.assertRegex(entry["where"], r"^src/cls/IrisVip/VIP\.cls:\d+$")
