@@ -185,6 +185,13 @@ class Lab:
         mem.start_host()
 
     # -- tear-down ------------------------------------------------------------------------
+    def stop_traffic(self):
+        """Stop the client, then the sync loop, whose last line (its poll statistics) is read
+        before this returns."""
+        for child in (getattr(self, "client", None), getattr(self, "sync", None)):
+            if child is not None:
+                self.procs.stop(child)
+
     def close(self):
         """Stop every process, then delete the namespaces. Idempotent; safe from any exit path."""
         if self.closed:
