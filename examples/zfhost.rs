@@ -24,7 +24,7 @@ mod zfhost;
 
 use serde_json::json;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use zfhost::{set_strsize, strsize, thread_count, Library};
@@ -76,7 +76,7 @@ fn rss_kib() -> u64 {
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd-length hex".into());
     }
     (0..s.len())
@@ -85,7 +85,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn run(lib: &mut Option<Library>, path: &PathBuf, args: &[String]) -> Result<usize, String> {
+fn run(lib: &mut Option<Library>, path: &Path, args: &[String]) -> Result<usize, String> {
     let arg = |i: usize| {
         args.get(i)
             .cloned()

@@ -6,10 +6,10 @@ use crate::aws::session::Session;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::local;
-use crate::ops::{check_tables, default_vip, fill_tables, outside_vpc};
+use crate::ops::{check_tables, default_vip, fill_tables, outside_vpc, read_round};
 use crate::plan::{self, RouteView};
 use crate::report::{CheckItem, CheckStatus, Holder, LocalReport, Report};
-use futures_util::future::{join3, join_all};
+use futures_util::future::join_all;
 use tokio::time::{timeout_at, Instant};
 
 fn item(name: &str, status: CheckStatus, detail: impl Into<String>) -> CheckItem {
@@ -163,12 +163,7 @@ async fn checks(
     });
 
     let dest = vip.to_string();
-    let (cidrs, tables, eni_info) = join3(
-        ec2::vpc_cidrs(&client, &me.vpc_id),
-        ec2::route_tables(&client, &cfg.selection, &me.vpc_id, &dest),
-        ec2::describe_eni(&client, &me.eni),
-    )
-    .await;
+    let (cidrs, tables, eni_info) = read_round(&client, cfg, &me, &dest).await;
 
     items.push(match cidrs.and_then(|c| outside_vpc(vip, &c, &me.vpc_id).map(|()| c)) {
         Ok(c) => {

@@ -101,13 +101,7 @@ async fn run(
     let vip_present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr));
     let dest = vip.to_string();
 
-    // Round 1: everything validation and planning need, concurrently.
-    let (cidrs, tables, eni_info) = join3(
-        ec2::vpc_cidrs(&client, &me.vpc_id),
-        ec2::route_tables(&client, &cfg.selection, &me.vpc_id, &dest),
-        ec2::describe_eni(&client, &me.eni),
-    )
-    .await;
+    let (cidrs, tables, eni_info) = read_round(&client, cfg, &me, &dest).await;
     outside_vpc(vip, &cidrs?, &me.vpc_id)?;
     let tables = tables?;
     check_tables(&tables, &cfg.selection, &me)?;
@@ -315,6 +309,26 @@ async fn settle_and_reassert(
         }
     }
     first_error
+}
+
+/// Round 1: everything validation and planning need (VPC CIDRs, the selected tables with
+/// their routes, the ENI), in one round of concurrent requests.
+pub(crate) async fn read_round(
+    client: &aws_sdk_ec2::Client,
+    cfg: &Config,
+    me: &Identity,
+    dest: &str,
+) -> (
+    Result<Vec<Ipv4Net>>,
+    Result<Vec<TableObs>>,
+    Result<ec2::EniInfo>,
+) {
+    join3(
+        ec2::vpc_cidrs(client, &me.vpc_id),
+        ec2::route_tables(client, &cfg.selection, &me.vpc_id, dest),
+        ec2::describe_eni(client, &me.eni),
+    )
+    .await
 }
 
 /// The VIP must lie outside every CIDR of the VPC.

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::net::Ipv4Net;
 use crate::plan::{RouteView, Step};
 use crate::report::{Action, RouteState};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, RouteState as AwsRouteState, RouteTable};
 use aws_sdk_ec2::Client;
 
@@ -153,7 +154,7 @@ pub async fn apply(
 ) -> Result<Action> {
     match step {
         Step::Keep => Ok(Action::Unchanged),
-        Step::Replace => match replace(client, table, dest, eni).await {
+        Step::Replace => match replace(client, table, dest, eni, false).await {
             Ok(()) => Ok(Action::Replaced),
             // The route vanished since we read it: create it.
             Err(e)
@@ -162,18 +163,18 @@ pub async fn apply(
                     Some("InvalidParameterValue" | "InvalidRoute.NotFound")
                 ) =>
             {
-                create(client, table, dest, eni)
+                create(client, table, dest, eni, false)
                     .await
                     .map(|()| Action::Created)
                     .map_err(|e| sdk_error("CreateRoute", table, e))
             }
             Err(e) => Err(sdk_error("ReplaceRoute", table, e)),
         },
-        Step::Create => match create(client, table, dest, eni).await {
+        Step::Create => match create(client, table, dest, eni, false).await {
             Ok(()) => Ok(Action::Created),
             // Someone created it since we read it: replace it.
             Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
-                replace(client, table, dest, eni)
+                replace(client, table, dest, eni, false)
                     .await
                     .map(|()| Action::Replaced)
                     .map_err(|e| sdk_error("ReplaceRoute", table, e))
@@ -222,58 +223,40 @@ impl Mutation {
 /// Whether IAM allows `m` on `table`, asked with EC2's DryRun: `DryRunOperation` = allowed,
 /// `UnauthorizedOperation` = not. Changes nothing on real EC2 (moto ignores DryRun!).
 pub async fn may(client: &Client, m: Mutation, table: &str, dest: &str, eni: &str) -> Result<bool> {
-    let outcome = match m {
-        Mutation::ReplaceRoute => client
-            .replace_route()
-            .dry_run(true)
-            .route_table_id(table)
-            .destination_cidr_block(dest)
-            .network_interface_id(eni)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                (
-                    error_code(&e).map(str::to_owned),
-                    sdk_error(m.action(), table, e),
-                )
-            }),
-        Mutation::CreateRoute => client
-            .create_route()
-            .dry_run(true)
-            .route_table_id(table)
-            .destination_cidr_block(dest)
-            .network_interface_id(eni)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                (
-                    error_code(&e).map(str::to_owned),
-                    sdk_error(m.action(), table, e),
-                )
-            }),
-        Mutation::DeleteRoute => client
-            .delete_route()
-            .dry_run(true)
-            .route_table_id(table)
-            .destination_cidr_block(dest)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                (
-                    error_code(&e).map(str::to_owned),
-                    sdk_error(m.action(), table, e),
-                )
-            }),
-    };
-    match outcome {
-        // A real success means the endpoint ignored DryRun: allowed, but say so upstream.
+    match m {
+        Mutation::ReplaceRoute => {
+            dry_run_answer(m, table, replace(client, table, dest, eni, true).await)
+        }
+        Mutation::CreateRoute => {
+            dry_run_answer(m, table, create(client, table, dest, eni, true).await)
+        }
+        Mutation::DeleteRoute => dry_run_answer(
+            m,
+            table,
+            client
+                .delete_route()
+                .dry_run(true)
+                .route_table_id(table)
+                .destination_cidr_block(dest)
+                .send()
+                .await
+                .map(|_| ()),
+        ),
+    }
+}
+
+/// Reads a DryRun answer. A real success means the endpoint ignored DryRun: allowed.
+fn dry_run_answer<E>(m: Mutation, table: &str, answer: SdkResult<E>) -> Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match answer {
         Ok(()) => Ok(true),
-        Err((Some(code), _)) if code == "DryRunOperation" => Ok(true),
-        Err((Some(code), _)) if code == "UnauthorizedOperation" => Ok(false),
-        Err((_, e)) => Err(e),
+        Err(e) => match error_code(&e) {
+            Some("DryRunOperation") => Ok(true),
+            Some("UnauthorizedOperation") => Ok(false),
+            _ => Err(sdk_error(m.action(), table, e)),
+        },
     }
 }
 
@@ -287,9 +270,11 @@ async fn replace(
     table: &str,
     dest: &str,
     eni: &str,
+    dry_run: bool,
 ) -> SdkResult<aws_sdk_ec2::operation::replace_route::ReplaceRouteError> {
     client
         .replace_route()
+        .set_dry_run(dry_run.then_some(true))
         .route_table_id(table)
         .destination_cidr_block(dest)
         .network_interface_id(eni)
@@ -303,9 +288,11 @@ async fn create(
     table: &str,
     dest: &str,
     eni: &str,
+    dry_run: bool,
 ) -> SdkResult<aws_sdk_ec2::operation::create_route::CreateRouteError> {
     client
         .create_route()
+        .set_dry_run(dry_run.then_some(true))
         .route_table_id(table)
         .destination_cidr_block(dest)
         .network_interface_id(eni)
