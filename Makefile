@@ -1,7 +1,9 @@
 # irisvip — build, test and demo. Every target installs what it needs, idempotently.
 #
-#   make demo    failover A -> B -> release on the embedded default (moto + IMDSv2 stand-ins),
-#                the library loaded through the callout host the way IRIS loads it
+#   make demo    the failover lab, scenarios 1-2: real packets between network namespaces, moto +
+#                IMDSv2 stand-ins, the library loaded through the callout host the way IRIS loads
+#                it (falls back to the loopback demo where namespaces can't be created)
+#   make lab     all lab scenarios, repeated, with a plot (mk/lab.mk)
 #   make test    unit + ABI + scenario tests (one release build shared by tests and the .so)
 #   make build   target/release/libirisvip.so
 #   make lint    rustfmt + clippy -D warnings
@@ -45,11 +47,19 @@ test: deps
 	cargo test --release
 	$(PY) tests/objectscript/parse_check.py objectscript
 	$(PY) -m unittest discover -s tests/objectscript
+	$(PY) -m unittest discover -s tests/lab -v
 	$(VENV)/bin/cfn-lint examples/cloudformation.yaml
 	$(PY) -m json.tool examples/iam-policy.json >/dev/null
 
+# The main job: the failover lab (real packets between network namespaces, scenarios 1-2);
+# where namespaces can't be made (not root, no CAP_NET_ADMIN) the loopback demo instead.
 demo: deps build
-	$(PY) tests/support/demo.py
+	@$(PY) lab/lab.py --scenarios 1,2 --repeat 1; rc=$$?; \
+	if [ $$rc -eq 3 ]; then \
+		echo "demo: no network namespaces here; running the loopback demo instead"; \
+		$(PY) tests/support/demo.py; \
+	else exit $$rc; fi
+	@echo; echo "The full lab (scenarios 1-5, repeated, plot): make lab; options: lab/lab.py --help, lab/README.md"
 
 lint: apt
 	cargo fmt --check

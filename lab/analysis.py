@@ -22,9 +22,12 @@ def moto_spans(routes):
     return spans
 
 
-def kernel_spans(routes):
-    """[(member, start, end)] of where the router's kernel sent VIP packets (None: unreachable)."""
-    return [(r["member"], r["t_applied"], routes[i + 1]["t_applied"] if i + 1 < len(routes) else math.inf)
+def kernel_spans(routes, loose=False):
+    """[(member, start, end)] of where the router's kernel sent VIP packets (None: unreachable).
+    A switch took effect somewhere between the sync loop's decision (t_seen) and the return of
+    its `ip route` call (t_applied): loose spans start at the former, others at the latter."""
+    start = "t_seen" if loose else "t_applied"
+    return [(r["member"], r[start], routes[i + 1]["t_applied"] if i + 1 < len(routes) else math.inf)
             for i, r in enumerate(routes)]
 
 
@@ -37,7 +40,7 @@ def stray_replies(samples, routes, allowance_s, tol_s=0.002):
     """Replies from a member that did not hold the route when the request left.
 
     Returns [(sample, reason)]. A request's t0 is when its SYN (probe) or line (session) left."""
-    ms, ks = moto_spans(routes), kernel_spans(routes)
+    ms, ks = moto_spans(routes), kernel_spans(routes, loose=True)
     bad = []
     for s in samples:
         if not s["ok"]:

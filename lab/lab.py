@@ -30,6 +30,16 @@ from services import Lab, SERVICE_PORT  # noqa: E402
 EXIT_NO_NETNS = 3
 
 
+def ensure_venv():
+    """Re-run under the project's interpreter (boto3, moto, matplotlib) when started with
+    another one, so `lab/lab.py` works as typed: $IRISVIP_PYTHON (the Makefile exports it), else
+    the checkout's .venv."""
+    want = os.environ.get("IRISVIP_PYTHON") or os.path.join(os.path.dirname(HERE), ".venv", "bin", "python")
+    venv = os.path.dirname(os.path.dirname(want))
+    if os.path.exists(want) and os.path.realpath(sys.prefix) != os.path.realpath(venv):
+        os.execv(want, [want, os.path.abspath(__file__), *sys.argv[1:]])
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -70,6 +80,8 @@ def install_signal_handlers(lab):
     def handler(signum, _frame):
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)
+        print(f"lab: {signal.Signals(signum).name}: removing the namespaces and stopping every process",
+              file=sys.stderr)
         raise SystemExit(128 + signum)
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -99,7 +111,7 @@ def main(argv=None):
     try:
         netns.probe()
     except netns.NetnsUnavailable as e:
-        print(f"lab: cannot create network namespaces ({e}); the lab needs root and iproute2", file=sys.stderr)
+        print(f"lab: cannot create network namespaces: {e}", file=sys.stderr)
         return EXIT_NO_NETNS
     client_opts = {"conn_interval_ms": a.conn_interval_ms, "conn_timeout_ms": a.conn_timeout_ms,
                    "session_interval_ms": a.session_interval_ms, "session_timeout_ms": a.session_timeout_ms}
@@ -108,7 +120,11 @@ def main(argv=None):
     runs, aborted = [], None
     t0 = time.monotonic()
     try:
-        lab.start()
+        try:
+            lab.start()
+        except RuntimeError as e:  # a missing binary, a program that would not start: say which
+            print(f"lab: could not start: {e}", file=sys.stderr)
+            return 1
         describe(lab, a)
         runner = Runner(lab, observe_s=a.observe_ms / 1000.0, detect_ms=a.detect_ms)
         for sid in a.scenario_list:
@@ -145,10 +161,11 @@ def main(argv=None):
         failed = [r for r in runs if r.get("errors") or not all(c["ok"] for c in r["checks"])]
         return 1 if aborted or failed else 0
     finally:
+        lab.close()
         if a.keep_logs:
             print(f"logs: {lab.log_dir}", file=sys.stderr)
-        lab.close()
 
 
 if __name__ == "__main__":
+    ensure_venv()
     sys.exit(main())

@@ -75,6 +75,9 @@ class Procs:
         if ns:
             cmd += ["ip", "netns", "exec", ns]
         cmd += argv
+        # Every child carries the lab's pid in its environment: a test (or a person) can then
+        # find whatever a lab left running without guessing from command lines.
+        env = dict(os.environ if env is None else env, IRISVIP_LAB_PID=str(os.getpid()))
         err = open(os.path.join(self.log_dir, f"{name}.stderr"), "ab")
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=err, env=env, text=True, bufsize=1)

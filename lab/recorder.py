@@ -19,7 +19,7 @@ class Recorder:
 
     # -- fed by the reader threads --------------------------------------------------------
     def on_client(self, line, _t):
-        ev = json.loads(line)
+        ev = self._parse(line)
         k = ev.get("k")
         if k in ("c", "s"):
             self.samples.append(ev)
@@ -29,13 +29,21 @@ class Recorder:
             self.client_ready = ev["t"]
 
     def on_sync(self, line, _t):
-        ev = json.loads(line)
-        if ev["ev"] == "route":
+        ev = self._parse(line)
+        if ev.get("ev") == "route":
             self.routes.append(ev)
-        elif ev["ev"] == "stats":
+        elif ev.get("ev") == "stats":
             self.sync_stats = ev
-        elif ev["ev"] == "error":
+        elif ev.get("ev") in ("error", "garbled"):
             self.errors.append(ev)
+
+    def _parse(self, line):
+        """A line that is not JSON (a traceback, say) is kept as an error, never kills the reader."""
+        try:
+            return json.loads(line)
+        except ValueError:
+            self.errors.append({"ev": "garbled", "line": line[:300]})
+            return {}
 
     # -- fed by the scenarios -------------------------------------------------------------
     def mark(self, what, member=None, t=None, **extra):

@@ -41,25 +41,26 @@ def fmt(v, unit=" ms"):
 
 # -- timelines --------------------------------------------------------------------------------
 def phases(samples):
-    """Consecutive outcomes with the same result (answered by A, by B, or failed) as one phase."""
+    """Consecutive attempts with the same outcome (answered by A, by B, or failed) as one phase,
+    in the order the attempts were made (t0): a timeout is shown when its request left."""
     out = []
-    for s in sorted(samples, key=lambda s: s["t1"]):
+    for s in sorted(samples, key=lambda s: s["t0"]):
         key = s["m"] if s["ok"] else "fail"
         if out and out[-1]["key"] == key:
             p = out[-1]
-            p["end"], p["n"] = s["t1"], p["n"] + 1
+            p["end"], p["n"] = s["t0"], p["n"] + 1
             if not s["ok"]:
                 p["errs"][s["err"]] += 1
         else:
-            out.append({"key": key, "start": s["t1"], "end": s["t1"], "n": 1,
+            out.append({"key": key, "start": s["t0"], "end": s["t0"], "n": 1,
                         "errs": Counter([s["err"]] if not s["ok"] else [])})
     return out
 
 
 def timeline(rec, run):
-    """Lines of (relative ms, who, text) for one run, from just before its key event to its end."""
-    lo = run["t_key"] - 0.35
-    hi = run["t_end"]
+    """Lines of (relative ms, who, text) for one run, over its view window. Client lines are
+    phases of attempts by the time they were made; a phase ends at its last attempt."""
+    lo, hi = run["t_view"], run["t_end"]
     rows = []
     for m in rec.marks:
         if not lo <= m["t"] <= hi:
@@ -74,20 +75,21 @@ def timeline(rec, run):
                                              f"library {m.get('lib_ms')} ms, call {m.get('host_ms', 0):.1f} ms, "
                                              f"threads {m.get('threads')}"))
         else:
-            rows.append((m["t"], "lab", f"{m['member']}: {m['what']}{setup}"))
+            took = f" (`ip link` took {m['ip_ms']} ms)" if "ip_ms" in m else ""
+            rows.append((m["t"], "lab", f"{m['member']}: {m['what']}{setup}{took}"))
     for r in rec.routes:
         if lo <= r["t_applied"] <= hi:
             rows.append((r["t_applied"], "router", f"VIP {r['kernel']} ({r['member'] or r['state']}); the change "
                                                    f"reached EC2 within ({rel(run, r['t_after']):+.1f}, "
                                                    f"{rel(run, r['t_seen']):+.1f}] ms"))
     for kind, label in (("c", "probes"), ("s", "session")):
-        window = [s for s in rec.samples if s["k"] == kind and lo <= s["t1"] <= hi]
+        window = [s for s in rec.samples if s["k"] == kind and lo <= s["t0"] <= hi]
         for p in phases(window):
             if p["key"] == "fail":
                 what = "failed " + ", ".join(f"{e} x{n}" for e, n in p["errs"].most_common())
             else:
                 what = f"answered by {p['key']} x{p['n']}"
-            rows.append((p["start"], "client", f"{label}: {what} (until {rel(run, p['end']):+.1f} ms)"))
+            rows.append((p["start"], "client", f"{label}: {what} (last at {rel(run, p['end']):+.1f} ms)"))
     rows.sort(key=lambda r: r[0])
     return [f"  {rel(run, t):+9.1f} ms  {who:<6}  {text}" for t, who, text in rows]
 
@@ -171,13 +173,13 @@ def plot(path, rec, runs, max_panels=10):
         runs = [r for r in runs if r["rep"] <= per][:max_panels]
     fig, axes = plt.subplots(len(runs), 1, figsize=(12, 2.3 * len(runs) + 0.6), squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
-        lo, hi = run["t_key"] - 0.35, run["t_end"]
-        for y, kind in ((2, "c"), (1, "s")):
-            pts = [s for s in rec.samples if s["k"] == kind and lo <= s["t1"] <= hi]
+        lo, hi = run["t_view"], run["t_end"]
+        for y, kind in ((2, "c"), (1, "s")):  # each attempt where it started (t0)
+            pts = [s for s in rec.samples if s["k"] == kind and lo <= s["t0"] <= hi]
             for member in ("A", "B"):
-                xs = [rel(run, s["t1"]) for s in pts if s["ok"] and s["m"] == member]
+                xs = [rel(run, s["t0"]) for s in pts if s["ok"] and s["m"] == member]
                 ax.scatter(xs, [y] * len(xs), s=6, color=COLORS[member], marker="|")
-            xs = [rel(run, s["t1"]) for s in pts if not s["ok"]]
+            xs = [rel(run, s["t0"]) for s in pts if not s["ok"]]
             ax.scatter(xs, [y - 0.15] * len(xs), s=10, color="red", marker="x", linewidths=0.8)
         spans = analysis.kernel_spans(rec.routes)
         for member, start, end in spans:
@@ -200,11 +202,11 @@ def plot(path, rec, runs, max_panels=10):
     axes[-1, 0].set_xlabel("ms from the scenario's event (A's death, the claim or the release)")
     legend = [Line2D([], [], color=COLORS["A"], lw=3, label="A answered / route to A"),
               Line2D([], [], color=COLORS["B"], lw=3, label="B answered / route to B"),
-              Line2D([], [], color="red", marker="x", lw=0, label="failed"),
+              Line2D([], [], color="red", marker="x", lw=0, label="failed (at the attempt's start)"),
               Line2D([], [], color=COLORS[None], lw=3, label="router: unreachable"),
               Line2D([], [], color="gray", lw=1.2, label="claim (shaded: call in flight)"),
               Line2D([], [], color="gray", lw=1.2, ls="--", label="release"),
-              Line2D([], [], color="black", lw=1.2, ls=":", label="link down + kill / revive")]
+              Line2D([], [], color="black", lw=1.2, ls=":", label="A: link down, processes killed")]
     fig.legend(handles=legend, loc="upper center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (2.3 * len(runs) + 0.6)))
     fig.savefig(path, dpi=110)

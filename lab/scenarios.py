@@ -40,8 +40,8 @@ class Runner:
         self.session_timeout_s = lab.client_opts.get("session_timeout_ms", 300.0) / 1000.0
 
     # -- actions, each marked on the timeline ---------------------------------------------
-    def _call(self, mem, entry, setup):
-        c = mem.call(entry)
+    def _call(self, mem, entry, setup, pending=None):
+        c = mem.finish_call(pending) if pending else mem.call(entry)
         r = c["result"]
         self.rec.mark(entry, mem.name, t=c["t_sent"], t_done=c["t_done"], host_ms=c["host_ms"],
                       lib_ms=r.get("elapsed_ms"), ok=r.get("ok"), holder=r.get("holder"),
@@ -49,8 +49,8 @@ class Runner:
                       error=r.get("error"), cold=c["cold"], threads=c["threads"], setup=setup)
         return c
 
-    def claim(self, mem, setup=False):
-        return self._call(mem, "vip_claim", setup)
+    def claim(self, mem, setup=False, pending=None):
+        return self._call(mem, "vip_claim", setup, pending)
 
     def release(self, mem, setup=False):
         return self._call(mem, "vip_release", setup)
@@ -70,7 +70,7 @@ class Runner:
     def ensure_alive(self, *members):
         for mem in members:
             if not mem.alive:
-                self.lab.revive(mem)
+                self.lab.revive(mem, setup=True)
 
     def make_holder(self, mem):
         """mem holds the route and both the probes and the session reach it."""
@@ -133,7 +133,10 @@ class Runner:
         run = {"scenario": sid, "name": NAMES[sid], "rep": rep, "t_start": t_start, "checks": []}
         getattr(self, f"s{sid}")(run)
         run["t_end"] = time.monotonic()
-        bad = self.strays(run["t_key"], run["t_end"])
+        # What a timeline or plot shows: from a little before the first non-setup action.
+        acts = [m["t"] for m in self.rec.marks if m["t"] >= t_start and not m.get("setup")]
+        run["t_view"] = min(acts + [run["t_key"]]) - min(self.observe_s, 0.35)
+        bad = self.strays(run["t_start"], run["t_end"])
         check(run, "every reply came from the route's holder", not bad,
               "; ".join(f"{s['k']} from {s['m']} at {ms(run['t_key'], s['t0'])} ms: {why}" for s, why in bad[:5]))
         return run
@@ -159,11 +162,18 @@ class Runner:
     def s2(self, run):
         """Unplanned failover: A (holding the route) dies; B claims."""
         self.make_holder(self.a)
-        self.lab.kill(self.a)
+        self.lab.link_down(self.a)
         t_kill = self.rec.marks[-1]["t"]
         if self.detect_ms:
+            self.lab.kill_processes(self.a)
             time.sleep(self.detect_ms / 1000.0)
-        c = self.claim(self.b)
+            c = self.claim(self.b)
+        else:
+            # B is told at once; A's processes are killed while B's claim is in flight, so the
+            # lab's own bookkeeping does not delay the claim.
+            pending = self.b.start_call("vip_claim")
+            self.lab.kill_processes(self.a)
+            c = self.claim(self.b, pending=pending)
         run.update(t_key=t_kill, old="A", new="B")
         reached = self.try_reach(run, self.b, c["t_sent"])
         self.pause()

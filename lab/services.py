@@ -2,11 +2,14 @@
 an IRIS-like process with the library loaded), the data-plane sync loop and the client.
 
 Lab.start() brings it all up in order; Lab.close() takes it all down and is safe to call twice
-and from any exit path. Members die and come back through kill() and revive().
+and from any exit path. Members die through link_down() and kill_processes(), and come back
+through revive().
 """
 
 import json
 import os
+import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -32,6 +35,15 @@ def child_python():
 def default_zfhost():
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
     return os.path.join(target, "release", "examples", "zfhost")
+
+
+def sweep_stale_logs():
+    """Log directories of crashed runs (named like their namespaces, by the lab's pid)."""
+    tmp = tempfile.gettempdir()
+    for d in os.listdir(tmp):
+        m = re.match(re.escape(netns.PREFIX) + r"(\d+)-", d)
+        if m and not netns.pid_alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
 
 
 class Member:
@@ -83,17 +95,24 @@ class Member:
 
     def call(self, entry, timeout=20.0):
         """One $ZF call. Returns times, the host's line and the library's parsed result."""
+        return self.finish_call(self.start_call(entry), timeout)
+
+    def start_call(self, entry):
+        """Send the call and return at once (the lab may act while the library works)."""
         cold = self.host_calls == 0
         self.host_calls += 1
         t_sent = time.monotonic()
         self.host.send(f"call\t{entry}\t{self.config}\n")
+        return {"entry": entry, "t_sent": t_sent, "cold": cold}
+
+    def finish_call(self, pending, timeout=20.0):
         line, t_done = self.host.next_line(timeout)
         if line is None:
-            raise RuntimeError(f"zfhost of {self.name} died during {entry}")
+            raise RuntimeError(f"zfhost of {self.name} died during {pending['entry']}")
         host = json.loads(line)
         result = json.loads(host["output"]) if "output" in host else {"ok": False, "error": host.get("error")}
-        return {"t_sent": t_sent, "t_done": t_done, "host_ms": host.get("ms"), "threads": host.get("threads_after"),
-                "cold": cold, "result": result}
+        return {**pending, "t_done": t_done, "host_ms": host.get("ms"), "threads": host.get("threads_after"),
+                "result": result}
 
 
 class Lab:
@@ -104,7 +123,7 @@ class Lab:
         self.cidr_index = cidr_index
         self.client_opts = client_opts or {}
         self.keep_logs = keep_logs
-        self.log_dir = tempfile.mkdtemp(prefix="irisvip-lab-")
+        self.log_dir = tempfile.mkdtemp(prefix=f"{netns.PREFIX}{os.getpid()}-")
         self.procs = Procs(self.log_dir)
         self.rec = Recorder()
         self.topo = None
@@ -119,6 +138,7 @@ class Lab:
         stale = netns.sweep_stale()
         if stale:
             say(f"removed {len(stale)} namespace(s) left by an earlier crashed run: {', '.join(stale)}")
+        sweep_stale_logs()
         self.topo = netns.create(self.cidr_index)
         vpc = self.topo.ns["vpc"]
         py = child_python()
@@ -161,23 +181,29 @@ class Lab:
             time.sleep(0.01)
 
     # -- member life and death ------------------------------------------------------------
-    def kill(self, mem):
-        """The member's machine dies: its NIC goes dark first (so nothing it does from now on,
-        not even a RST, reaches anyone), then its service and its IRIS process are killed."""
-        self.rec.mark("link down + kill", mem.name)
+    def link_down(self, mem):
+        """The member's machine dies, as seen from the network: its NIC goes dark, so nothing it
+        does from now on (not even a RST from its dying processes) reaches anyone."""
+        t = time.monotonic()
         netns.set_link(self.topo, mem.role, False)
-        self.procs.stop(mem.service, sig=signal.SIGKILL)
-        self.procs.stop(mem.host, sig=signal.SIGKILL)
+        # Marked when `ip link` has returned: from then on A is certainly unreachable.
+        self.rec.mark("link down", mem.name, ip_ms=round((time.monotonic() - t) * 1000.0, 1))
         mem.alive = False
 
-    def revive(self, mem):
+    def kill_processes(self, mem):
+        """...and its service and its IRIS process die with it."""
+        self.procs.stop(mem.service, sig=signal.SIGKILL)
+        self.procs.stop(mem.host, sig=signal.SIGKILL)
+        self.rec.mark("service + IRIS process killed", mem.name)
+
+    def revive(self, mem, setup=False):
         """The member's machine is back: NIC up, service restarted, a fresh IRIS process (so its
         first library call is a cold one, as after a real restart). Its IMDS never went away."""
         netns.set_link(self.topo, mem.role, True)
         mem.start_service()
         mem.start_host()
         mem.alive = True
-        self.rec.mark("revived", mem.name)
+        self.rec.mark("revived", mem.name, setup=setup)
 
     def restart_host(self, mem):
         """A new IRIS process on a live member (the library loads cold again)."""
@@ -203,6 +229,8 @@ class Lab:
             if self.topo is not None:
                 netns.destroy(self.topo)
             if not self.keep_logs:
-                for f in os.listdir(self.log_dir):
-                    os.unlink(os.path.join(self.log_dir, f))
-                os.rmdir(self.log_dir)
+                shutil.rmtree(self.log_dir, ignore_errors=True)
+            else:  # renamed out of the stale-run sweep's reach
+                kept = self.log_dir.replace(netns.PREFIX, netns.PREFIX + "logs-", 1)
+                os.rename(self.log_dir, kept)
+                self.log_dir = kept

@@ -22,7 +22,6 @@ import argparse
 import http.client
 import json
 import signal
-import statistics
 import subprocess
 import sys
 import time
