@@ -40,10 +40,12 @@ $(VENV)/.installed: tests/requirements.txt
 build: apt
 	cargo build --release --lib --examples
 
-# One release build: `cargo test --release` compiles the cdylib the tests load and the
-# zfhost callout host with the same artifacts as the tests themselves.
+# One release build of the dependencies: `cargo build --release` makes the cdylib the tests
+# load (cargo test alone builds only the rlib), the CLI and the zfhost callout host; `cargo test
+# --release` then reuses every compiled dependency.
 test: deps
 	cargo fmt --check
+	cargo build --release --lib --bins --examples
 	cargo test --release
 	$(PY) tests/objectscript/parse_check.py objectscript
 	$(PY) -m unittest discover -s tests/objectscript
