@@ -606,7 +606,10 @@ impl WarmHost {
     pub fn send(&mut self, fields: &[&str]) {
         use std::io::Write;
         for f in fields {
-            assert!(!f.contains(['\t', '\n']), "field {f:?} has a tab or newline");
+            assert!(
+                !f.contains(['\t', '\n']),
+                "field {f:?} has a tab or newline"
+            );
         }
         writeln!(self.stdin, "{}", fields.join("\t")).expect("zfhost stdin");
         self.stdin.flush().expect("flush");
