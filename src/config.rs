@@ -3,7 +3,7 @@
 //! a typo must never silently change which routes move.
 
 use crate::error::{quote, Error, Result};
-use crate::net::Ipv4Net;
+use crate::net::{Ipv4Net, NetParseError};
 use std::time::Duration;
 
 /// Default deadline of a whole call.
@@ -167,9 +167,15 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
 /// `a.b.c.d` or `a.b.c.d/32`. A well-formed prefix other than /32 is a validation error:
 /// AWS would silently widen such a route to a whole range.
 pub fn parse_vip(value: &str) -> Result<Ipv4Net> {
+    // The parse error holds the whole text: quote it shortened instead, as for every key.
     let net: Ipv4Net = value.parse().map_err(|e| {
+        let what = match e {
+            NetParseError::Address(_) => "is not an IPv4 address",
+            NetParseError::Prefix(_) => "has an invalid prefix length",
+        };
         Error::config(format!(
-            "vip: {e}; give the overlay address as a.b.c.d or a.b.c.d/32"
+            "vip {} {what}; give the overlay address as a.b.c.d or a.b.c.d/32",
+            quote(value)
         ))
     })?;
     check_host_route(net)?;
@@ -425,6 +431,9 @@ mod tests {
             "message is {} bytes",
             e.message.len()
         );
+        // A long malformed vip is quoted short too.
+        let long_vip = format!("vip={}", "9".repeat(40_000));
+        assert!(err(long_vip.as_bytes()).message.len() < 512);
         // 1 MB of separators is empty.
         let seps: Vec<u8> = b";\n".iter().copied().cycle().take(1 << 20).collect();
         assert_eq!(parse(&seps).expect("only separators"), Config::default());

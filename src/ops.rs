@@ -25,6 +25,9 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(25);
 const READ_BACK_TRIES: u32 = 3;
 const READ_BACK_PAUSE: Duration = Duration::from_millis(100);
 
+/// Environment values that must never appear in a result.
+const SECRET_ENV: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
 /// Test hook: `IRISVIP_TEST_PANIC=<op>` makes that entry panic, to prove no panic crosses
 /// the C boundary. Harmless in production (nobody sets it).
 const PANIC_HOOK_ENV: &str = "IRISVIP_TEST_PANIC";
@@ -69,6 +72,11 @@ pub fn execute(op: Op, raw: &[u8]) -> Report {
             }
         }
     }
+    let secrets: Vec<String> = SECRET_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .collect();
+    report.redact(&secrets);
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
 }
@@ -187,7 +195,7 @@ async fn run(
         match read_back(&client, &tables, &steps, &actions, &dest, &me.eni, deadline).await {
             Ok(seen) => routes = seen,
             Err(e) => report.warnings.push(format!(
-                "read-back failed, reporting the routes as planned: {}",
+                "read-back failed, reporting the routes as read before the change: {}",
                 e.message
             )),
         }

@@ -176,6 +176,35 @@ impl Report {
         }
     }
 
+    /// Replaces every occurrence of a secret in the result's free text with `[redacted]`.
+    /// Messages quote EC2 and IMDS text verbatim; this makes "no secret in a result" hold by
+    /// construction, whatever a misbehaving endpoint echoes.
+    pub fn redact(&mut self, secrets: &[String]) {
+        let secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 8).collect();
+        if secrets.is_empty() {
+            return;
+        }
+        let scrub = |text: &mut String| {
+            for s in &secrets {
+                if text.contains(s.as_str()) {
+                    *text = text.replace(s.as_str(), "[redacted]");
+                }
+            }
+        };
+        if let Some(e) = &mut self.error {
+            scrub(&mut e.message);
+        }
+        self.warnings.iter_mut().for_each(scrub);
+        for t in &mut self.route_tables {
+            if let Some(e) = &mut t.error {
+                scrub(&mut e.message);
+            }
+        }
+        for c in &mut self.checks {
+            scrub(&mut c.detail);
+        }
+    }
+
     /// Marks the result failed with `e` (the first error wins: it is the cause).
     pub fn fail(&mut self, e: &Error) {
         self.ok = false;
@@ -297,6 +326,22 @@ mod tests {
             "only status reports it"
         );
         assert!(v.get("dry_run").is_none());
+    }
+
+    #[test]
+    fn redact_scrubs_every_free_text() {
+        let mut r = sample(false, 1);
+        r.error = Some(ErrorReport {
+            kind: ErrorKind::Aws,
+            message: "echo SECRETVALUE123 back".into(),
+        });
+        r.warnings.push("SECRETVALUE123".into());
+        r.redact(&["SECRETVALUE123".into(), "short".into()]);
+        let text = String::from_utf8(render_bounded(&r, 4096)).expect("utf8");
+        assert!(
+            !text.contains("SECRETVALUE123") && text.contains("[redacted]"),
+            "{text}"
+        );
     }
 
     #[test]

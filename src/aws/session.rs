@@ -5,7 +5,7 @@
 use super::ec2;
 use super::imds::{self, Identity};
 use crate::dns::InThreadResolver;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::imds::region::ImdsRegionProvider;
@@ -51,12 +51,7 @@ impl Session {
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
             .build_with_resolver(InThreadResolver);
         let provider = ProviderConfig::default().with_http_client(http.clone());
-        let imds = aws_config::imds::Client::builder()
-            .configure(&provider)
-            .connect_timeout(IMDS_TIMEOUT)
-            .read_timeout(IMDS_TIMEOUT)
-            .max_attempts(IMDS_ATTEMPTS)
-            .build();
+        let imds = imds_client(&provider);
         Session {
             http,
             provider,
@@ -71,7 +66,30 @@ impl Session {
 
     /// Region, EC2 client and identity for one call. The first call of a process looks the
     /// region and the identity up concurrently (both may need IMDS); later calls use the cache.
+    ///
+    /// The SDK's IMDS client keeps its token until its own clock says it expired, and retries a
+    /// 401 with the same token; an IMDS that revoked the token early (restart, credential
+    /// rotation) would fail every call of this process. So a metadata error drops the IMDS
+    /// client and everything holding it (credentials, EC2 clients) and tries once more; the
+    /// call's deadline still bounds both tries.
     pub async fn prepare(
+        &mut self,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+        eni: Option<&str>,
+    ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
+        match self.prepare_once(region, endpoint, eni).await {
+            Err(e) if e.kind == ErrorKind::Metadata => {
+                self.imds = imds_client(&self.provider);
+                self.credentials = None;
+                self.clients.clear();
+                self.prepare_once(region, endpoint, eni).await
+            }
+            other => other,
+        }
+    }
+
+    async fn prepare_once(
         &mut self,
         region: Option<&str>,
         endpoint: Option<&str>,
@@ -225,6 +243,16 @@ impl Session {
             }
         }
     }
+}
+
+/// The IMDS client: short timeouts (IMDS answers on the host's link), two attempts.
+fn imds_client(provider: &ProviderConfig) -> aws_config::imds::Client {
+    aws_config::imds::Client::builder()
+        .configure(provider)
+        .connect_timeout(IMDS_TIMEOUT)
+        .read_timeout(IMDS_TIMEOUT)
+        .max_attempts(IMDS_ATTEMPTS)
+        .build()
 }
 
 impl Default for Session {
