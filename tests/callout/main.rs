@@ -6,5 +6,8 @@ mod common;
 
 mod abi;
 mod bad_input;
+mod faults;
+mod fuzz_abi;
 mod process;
+mod races;
 mod scenarios;
