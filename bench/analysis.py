@@ -8,8 +8,12 @@ Per run (window = [t0, end], end = when the run returned plus the settle time):
 - switch_commit_ms: t0 -> the moment moto had answered the last mutation that pointed a table
   at the new holder (the commit-side view: from then on any reader sees it);
 - noroute_commit_ms: the longest time one table spent without the route (DeleteRoute answered ->
-  CreateRoute answered), from the same mutation log.
+  CreateRoute answered), from the same log;
+- requests / server_ms / actions: the EC2 requests moto answered within the window and how long
+  it was busy answering them (in the quiet phase these are the contender's own requests only).
 """
+
+import collections
 
 import bisect
 import statistics
@@ -34,9 +38,10 @@ def poll_view(run, records, recv_times, tables_n):
     return {"switch_poll_ms": switch, "noroute_polls": noroute, "split_polls": split, "polls": polls}
 
 
-def commit_view(run, mutations, eni, tables):
-    """Switch and no-route time from moto's mutation log."""
-    mine = [m for m in mutations if run["t0"] <= m["t0"] and m["t1"] <= run["end"] and m["status"] == 200]
+def commit_view(run, requests, eni, tables):
+    """Switch and no-route time, and the requests made, from moto's request log."""
+    window = [m for m in requests if run["t0"] <= m["t0"] and m["t1"] <= run["end"]]
+    mine = [m for m in window if m["status"] == 200 and m["action"] in ("ReplaceRoute", "CreateRoute", "DeleteRoute")]
     done = {}
     gaps = []
     deleted = {}
@@ -55,7 +60,21 @@ def commit_view(run, mutations, eni, tables):
     if tables and all(t in done for t in tables):
         switch = (max(done[t] for t in tables) - run["t0"]) * 1000.0
     return {"switch_commit_ms": switch, "noroute_commit_ms": max(gaps) * 1000.0 if gaps else 0.0,
-            "mutations": len(mine)}
+            "requests": len(window), "server_ms": busy(window) * 1000.0,
+            "actions": dict(collections.Counter(m["action"] for m in window))}
+
+
+def busy(entries):
+    """How long moto was answering at least one of these requests (union of [t0, t1])."""
+    total, end = 0.0, None
+    for m in sorted(entries, key=lambda m: m["t0"]):
+        if end is None or m["t0"] > end:
+            total += m["t1"] - m["t0"]
+            end = m["t1"]
+        elif m["t1"] > end:
+            total += m["t1"] - end
+            end = m["t1"]
+    return total
 
 
 def poll_periods(records):

@@ -19,6 +19,11 @@ AGENT = "/usr/lib/ocf/resource.d/heartbeat/aws-vpc-move-ip"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def aws_cli():
+    """The aws CLI to use: $IRISVIP_BENCH_AWSCLI, else the one in bench/.venv-awscli."""
+    return os.environ.get("IRISVIP_BENCH_AWSCLI") or shutil.which("aws", path=os.path.join(HERE, ".venv-awscli", "bin"))
+
+
 class Run:
     def __init__(self, t0, t1, claim_ms, ok, error=None, **extra):
         self.t0, self.t1, self.claim_ms, self.ok, self.error = t0, t1, claim_ms, ok, error
@@ -28,8 +33,8 @@ class Run:
 class Context:
     """What contenders share: the world, where member A's files live, tool paths."""
 
-    def __init__(self, world, floor, workdir, awscli):
-        self.world, self.floor, self.workdir, self.awscli = world, floor, workdir, awscli
+    def __init__(self, world, floor, workdir):
+        self.world, self.floor, self.workdir = world, floor, workdir
         self.home = os.path.join(workdir, "home")
         os.makedirs(os.path.join(self.home, ".aws"), exist_ok=True)
         # The aws CLI insists on the profile it is given (the agent passes --profile default).
@@ -50,7 +55,6 @@ class Context:
 
 class Contender:
     key = ""
-    title = ""
     phases = ("quiet", "polled")
 
     def available(self):
@@ -67,7 +71,7 @@ class Contender:
 
 
 class Floor(Contender):
-    key, title = "floor", "floor: ReplaceRoute per table, warm connection"
+    key = "floor"
 
     def plan(self, i):
         return ("B", "A") if i % 2 == 0 else ("A", "B")
@@ -79,7 +83,7 @@ class Floor(Contender):
 
 
 class IrisvipWarm(Contender):
-    key, title = "warm", "irisvip warm (library loaded, claim)"
+    key = "warm"
 
     def available(self):
         return os.path.exists(release("examples", "zfhost")), "target/release/examples/zfhost is missing"
@@ -122,7 +126,7 @@ class IrisvipWarm(Contender):
 
 
 class IrisvipCold(Contender):
-    key, title = "cold", "irisvip cold (fresh process: load .so + first claim)"
+    key = "cold"
 
     def available(self):
         return os.path.exists(release("examples", "zfhost")), "target/release/examples/zfhost is missing"
@@ -140,39 +144,36 @@ class IrisvipCold(Contender):
                    load_ms=load.get("ms"), call_ms=call.get("ms"),
                    rss_before_kib=load.get("rss_before_kib"), rss_load_kib=load.get("rss_kib"),
                    rss_after_kib=rss.get("kib"), threads_load=load.get("threads"),
-                   threads_after=call.get("threads_after"), maxrss_kib=s.maxrss_kib,
+                   threads_after=call.get("threads_after"),
                    elapsed_ms=out.get("elapsed_ms"))
 
 
 class Seed(Contender):
-    key, title = "seed", "seed approach (fresh Python: IMDSv1 + boto3, delete+create)"
+    key = "seed"
 
     def run(self, to):
         s = spawn_timed([PY, os.path.join(HERE, "seed_approach.py"), VIP_CIDR], self.ctx.env(to), timeout=120)
-        return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-500:] if s.rc else None, maxrss_kib=s.maxrss_kib)
+        return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-500:] if s.rc else None)
 
 
 class AwsCli(Contender):
-    key, title = "awscli", "aws CLI: replace-route per table (shell script)"
+    key = "awscli"
 
     def available(self):
-        if not self.ctx_awscli():
+        if not aws_cli():
             return False, "aws CLI not installed (make bench installs it in bench/.venv-awscli)"
         return True, ""
 
-    def ctx_awscli(self):
-        return os.environ.get("IRISVIP_BENCH_AWSCLI") or shutil.which("aws", path=os.path.join(HERE, ".venv-awscli", "bin"))
-
     def run(self, to):
         s = spawn_timed(["/bin/sh", os.path.join(HERE, "awscli_failover.sh"), VIP_CIDR, *self.ctx.world.tables],
-                        self.ctx.env(to, AWS=self.ctx_awscli()), timeout=600)
-        return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-500:] if s.rc else None, maxrss_kib=s.maxrss_kib)
+                        self.ctx.env(to, AWS=aws_cli()), timeout=600)
+        return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-500:] if s.rc else None)
 
 
 class Agent(AwsCli):
     """ClusterLabs aws-vpc-move-ip `start`, as Pacemaker runs it on the node taking over."""
 
-    key, title = "agent", "aws-vpc-move-ip (resource-agents) start"
+    key = "agent"
     # Its claim sleeps 1 s per table three times over: one phase (with the poller) is measured.
     phases = ("polled",)
 
@@ -184,12 +185,12 @@ class Agent(AwsCli):
     def run(self, to):
         env = self.ctx.env(to, OCF_ROOT="/usr/lib/ocf", OCF_RESOURCE_INSTANCE="vip",
                            OCF_RESKEY_ip=VIP, OCF_RESKEY_routing_table=",".join(self.ctx.world.tables),
-                           OCF_RESKEY_interface="eth0", OCF_RESKEY_awscli=self.ctx_awscli(),
+                           OCF_RESKEY_interface="eth0", OCF_RESKEY_awscli=aws_cli(),
                            OCF_RESKEY_region=REGION, OCF_RESKEY_profile="default",
                            OCF_RESKEY_lookup_type="NetworkInterfaceId", HA_LOGFACILITY="none",
                            HA_debug="0")
         s = spawn_timed([AGENT, "start"], env, timeout=900)
-        return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-800:] if s.rc else None, maxrss_kib=s.maxrss_kib)
+        return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-800:] if s.rc else None)
 
 
 ALL = [Floor, IrisvipWarm, IrisvipCold, Seed, AwsCli, Agent]

@@ -3,10 +3,11 @@
 
     motolog.py -H 127.0.0.1 -p PORT
 
-Every ReplaceRoute / CreateRoute / DeleteRoute is logged with CLOCK_MONOTONIC times taken when
-the request reached moto (t0) and when moto had answered it (t1): by t1 the change is what any
-reader gets. `GET /_bench/mutations?since=T` answers the entries with t1 >= T as JSON. This is the
-commit-side view of a switch; the poller (poller.py) is the reader-side view.
+Every EC2 request (but the poller's, whose User-Agent says so) is logged with its Action and
+CLOCK_MONOTONIC times taken when it reached moto (t0) and when moto had answered it (t1); route
+mutations also with their table, target and status: by t1 the change is what any reader gets.
+`GET /_bench/requests?since=T` answers the entries with t1 >= T as JSON. This is the commit-side
+view of a switch (the poller, poller.py, is the reader-side view) and where a claim's time went.
 """
 
 import argparse
@@ -23,6 +24,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import run_simple
 
 MUTATIONS = {"ReplaceRoute", "CreateRoute", "DeleteRoute"}
+POLLER = "irisvip-bench-poller"  # poller.py's User-Agent: its requests are not logged
 
 
 class MutationLog:
@@ -41,17 +43,15 @@ class MutationLog:
 
     def __call__(self, environ, start_response):
         t0 = time.monotonic()
-        if environ.get("PATH_INFO") == "/_bench/mutations":
+        if environ.get("PATH_INFO") == "/_bench/requests":
             return self.serve_log(environ, start_response)
-        if environ.get("REQUEST_METHOD") != "POST":
+        if environ.get("REQUEST_METHOD") != "POST" or POLLER in environ.get("HTTP_USER_AGENT", ""):
             return self.app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         form = parse_qs(body.decode(errors="replace"))
         action = (form.get("Action") or [""])[0]
-        if action not in MUTATIONS:
-            return self.app(environ, start_response)
         status = {}
 
         def capture(s, headers, exc_info=None):
@@ -65,13 +65,13 @@ class MutationLog:
             if hasattr(result, "close"):
                 result.close()
         t1 = time.monotonic()
+        entry = {"t0": t0, "t1": t1, "action": action, "status": status.get("code")}
+        if action in MUTATIONS:
+            entry.update({"table": (form.get("RouteTableId") or [None])[0],
+                          "dest": (form.get("DestinationCidrBlock") or [None])[0],
+                          "eni": (form.get("NetworkInterfaceId") or [None])[0]})
         with self.lock:
-            self.entries.append({
-                "t0": t0, "t1": t1, "action": action, "status": status.get("code"),
-                "table": (form.get("RouteTableId") or [None])[0],
-                "dest": (form.get("DestinationCidrBlock") or [None])[0],
-                "eni": (form.get("NetworkInterfaceId") or [None])[0],
-            })
+            self.entries.append(entry)
         return [out]
 
 

@@ -31,7 +31,8 @@ def signed_request(endpoint, region, tables):
     body = "Action=DescribeRouteTables&Version=2016-11-15" + "".join(
         f"&RouteTableId.{i + 1}={t}" for i, t in enumerate(tables))
     req = AWSRequest(method="POST", url=endpoint + "/", data=body,
-                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                              "User-Agent": "irisvip-bench-poller"})
     SigV4Auth(Credentials("bench", "bench"), "ec2", region).add_auth(req)
     return body.encode(), dict(req.headers.items())
 

@@ -13,10 +13,7 @@ import urllib.request
 
 import boto3
 
-from common import HERE, IMDS_ADDR, PY, REGION, SUPPORT, VIP_CIDR, free_port, log, release, wait_port
-
-# The MAC of eth0 in the bench namespace (netns.py sets it) and of member B (never read locally).
-MAC = {"A": "02:42:ac:1e:0a:0a", "B": "02:42:ac:1e:0b:0b"}
+from common import HERE, IMDS_ADDR, MAC, PY, REGION, SUPPORT, VIP_CIDR, free_port, log, release, wait_port
 
 
 class Moto:
@@ -30,8 +27,9 @@ class Moto:
         self.ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=REGION,
                                 aws_access_key_id="bench", aws_secret_access_key="bench")
 
-    def mutations(self, since):
-        with urllib.request.urlopen(f"{self.endpoint}/_bench/mutations?since={since:.6f}", timeout=30) as r:
+    def requests(self, since):
+        """moto's log of the EC2 requests answered since `since` (all but the poller's)."""
+        with urllib.request.urlopen(f"{self.endpoint}/_bench/requests?since={since:.6f}", timeout=60) as r:
             return json.loads(r.read())
 
 

@@ -6,7 +6,7 @@
 The unstripped library still has its symbol table: `nm -S -C` gives each function's and
 constant's size, attributed to a crate by the first path component of its demangled name (a
 generic from core/alloc/std instantiated over another crate's type goes to that crate, as
-`cargo bloat --crates` would roughly do); aws-lc's C symbols carry an `aws_lc_` prefix.
+`cargo bloat --crates` would roughly do); symbols without a Rust path are aws-lc's C code.
 """
 
 import collections
@@ -24,15 +24,15 @@ INNER = re.compile(r"<[&*\[ ]*(?:mut |const |dyn )?([a-z_][a-z0-9_]*)::")
 
 
 def crate_of(name):
-    if name.startswith("aws_lc_") or name.startswith("ecp_nistz256") or name.startswith("p521_") \
-            or name.startswith("edwards25519") or "aws_lc_0_" in name:
-        return "aws-lc (C)"
+    if "::" not in name:
+        # aws-lc's exported (aws_lc_0_*) and static C symbols: nothing else in the library is C.
+        return "aws-lc-sys (C)"
     s = name.lstrip("<&*")
     if s.startswith("dyn "):
         s = s[4:]
     m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)::", s)
     if not m:
-        return "[C / unnamed]"
+        return "[other]"
     crate = m.group(1)
     if crate in STD:
         for inner in INNER.findall(name):

@@ -1,0 +1,34 @@
+# Benchmarks: every way of moving the VIP, against one moto and one IMDS stand-in, in one run.
+# Included from the Makefile (uses its PY, deps and build). Needs root: it makes a network
+# namespace (irisvip-bench-<pid>) and removes it on every exit path.
+#
+#   make bench        1, 4 and 16 route tables, 15 runs per contender and phase (~55 min on 2 cores, most of it
+#                     aws-vpc-move-ip's `sleep 1` per table) -> bench/results.json, bench/results.md,
+#                     bench/benchmarks.png, and the table on stdout
+#   make bench-smoke  1 run, 1 table, every contender (~30 s): keeps the bench code from rotting
+#
+# BENCH_ARGS adds options to `make bench` (see `bench/bench.py --help`), e.g. BENCH_ARGS="--runs 20".
+
+BENCH_AWSCLI_VENV ?= $(CURDIR)/bench/.venv-awscli
+BENCH_AWSCLI := $(BENCH_AWSCLI_VENV)/bin/aws
+BENCH_SMOKE_OUT ?= $(CURDIR)/target/bench-smoke
+BENCH_ARGS ?=
+
+.PHONY: bench bench-smoke bench-deps
+
+# The peers: ClusterLabs aws-vpc-move-ip (Debian resource-agents) and the AWS CLI, in a venv of
+# its own (its botocore pin must not meet moto's).
+bench-deps:
+	@dpkg -s resource-agents >/dev/null 2>&1 || { \
+		echo "installing: resource-agents"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends resource-agents; }
+	@test -x $(BENCH_AWSCLI) || { \
+		python3 -m venv $(BENCH_AWSCLI_VENV) && \
+		$(BENCH_AWSCLI_VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements-awscli.txt; }
+
+bench: deps build bench-deps
+	IRISVIP_BENCH_AWSCLI=$(BENCH_AWSCLI) $(PY) bench/bench.py $(BENCH_ARGS)
+
+bench-smoke: deps build bench-deps
+	IRISVIP_BENCH_AWSCLI=$(BENCH_AWSCLI) $(PY) bench/bench.py --smoke --require-all --out $(BENCH_SMOKE_OUT)
