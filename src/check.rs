@@ -163,7 +163,11 @@ async fn checks(
     });
 
     let dest = vip.to_string();
-    let (cidrs, tables, eni_info) = read_round(&client, cfg, &me, &dest).await;
+    // The preflight reads everything fresh.
+    let (cidrs, tables, eni_info) = read_round(&client, cfg, &me, &dest, None, true).await;
+    let Some(eni_info) = eni_info else {
+        return Err(Error::internal("the read round skipped the ENI"));
+    };
 
     items.push(match cidrs.and_then(|c| outside_vpc(vip, &c, &me.vpc_id).map(|()| c)) {
         Ok(c) => {

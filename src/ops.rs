@@ -109,19 +109,27 @@ async fn run(
     let vip_present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr));
     let dest = vip.to_string();
 
-    let (cidrs, tables, eni_info) = read_round(&client, cfg, &me, &dest).await;
-    outside_vpc(vip, &cidrs?, &me.vpc_id)?;
+    // A claim or release reads only what it needs on the failover's critical path: the
+    // tables, and the VPC's CIDRs once per process (they change on a human's time scale).
+    // The ENI (SourceDestCheck) is read by status and check.
+    let cached_cidrs = session.cached_cidrs(&me.vpc_id);
+    let (cidrs, tables, eni_info) =
+        read_round(&client, cfg, &me, &dest, cached_cidrs, op == Op::Status).await;
+    let cidrs = cidrs?;
+    session.remember_cidrs(&me.vpc_id, &cidrs);
+    outside_vpc(vip, &cidrs, &me.vpc_id)?;
     let tables = tables?;
     check_tables(&tables, &cfg.selection, &me)?;
     let source_dest_check = match eni_info {
-        Ok(info) => info.source_dest_check,
-        Err(e) => {
+        Some(Ok(info)) => info.source_dest_check,
+        Some(Err(e)) => {
             report.warnings.push(format!(
                 "cannot read SourceDestCheck of {}: {}",
                 me.eni, e.message
             ));
             None
         }
+        None => None,
     };
     if source_dest_check == Some(true) {
         report.warnings.push(format!(
@@ -319,22 +327,36 @@ async fn settle_and_reassert(
     first_error
 }
 
-/// Round 1: everything validation and planning need (VPC CIDRs, the selected tables with
-/// their routes, the ENI), in one round of concurrent requests.
+/// Round 1: everything validation and planning need, in one round of concurrent requests:
+/// the VPC's CIDRs (unless `cached`), the selected tables with their routes, and the ENI when
+/// `with_eni`.
 pub(crate) async fn read_round(
     client: &aws_sdk_ec2::Client,
     cfg: &Config,
     me: &Identity,
     dest: &str,
+    cached: Option<Vec<Ipv4Net>>,
+    with_eni: bool,
 ) -> (
     Result<Vec<Ipv4Net>>,
     Result<Vec<TableObs>>,
-    Result<ec2::EniInfo>,
+    Option<Result<ec2::EniInfo>>,
 ) {
     join3(
-        ec2::vpc_cidrs(client, &me.vpc_id),
+        async {
+            match cached {
+                Some(c) => Ok(c),
+                None => ec2::vpc_cidrs(client, &me.vpc_id).await,
+            }
+        },
         ec2::route_tables(client, &cfg.selection, &me.vpc_id, dest),
-        ec2::describe_eni(client, &me.eni),
+        async {
+            if with_eni {
+                Some(ec2::describe_eni(client, &me.eni).await)
+            } else {
+                None
+            }
+        },
     )
     .await
 }

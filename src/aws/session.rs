@@ -6,6 +6,7 @@ use super::ec2;
 use super::imds::{self, Identity};
 use crate::dns::InThreadResolver;
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::Ipv4Net;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::imds::region::ImdsRegionProvider;
@@ -43,6 +44,7 @@ pub struct Session {
     identity: Option<Identity>,
     eni_identity: HashMap<String, Identity>,
     clients: HashMap<(String, Option<String>), aws_sdk_ec2::Client>,
+    vpc_cidrs: HashMap<String, Vec<Ipv4Net>>,
 }
 
 impl Session {
@@ -61,6 +63,7 @@ impl Session {
             identity: None,
             eni_identity: HashMap::new(),
             clients: HashMap::new(),
+            vpc_cidrs: HashMap::new(),
         }
     }
 
@@ -127,6 +130,16 @@ impl Session {
         let client = self.ec2(&region, endpoint).await;
         let identity = self.identity(&client, eni).await?;
         Ok((region, client, identity))
+    }
+
+    /// The VPC's CIDRs as read earlier in this process, if they were.
+    pub fn cached_cidrs(&self, vpc_id: &str) -> Option<Vec<Ipv4Net>> {
+        self.vpc_cidrs.get(vpc_id).cloned()
+    }
+
+    /// Keeps the VPC's CIDRs for the later calls of this process.
+    pub fn remember_cidrs(&mut self, vpc_id: &str, cidrs: &[Ipv4Net]) {
+        self.vpc_cidrs.insert(vpc_id.to_owned(), cidrs.to_vec());
     }
 
     /// Probes IMDSv2 (token and one GET), for the preflight.

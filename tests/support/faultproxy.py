@@ -318,6 +318,14 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             token_dead = token is not None and token in self.state.expired_tokens
         rule = None if token_dead else self.state.take(req)
+        # Logged before the answer goes out: a client that reads /_log right after its call
+        # returns must find every request it made (status and time are filled in below).
+        if token_dead:
+            entry["fault"] = "expired_token"
+        elif rule is not None:
+            entry["fault"] = rule.get("name") or rule["fault"]
+        entry["status"] = None
+        self.state.record(entry)
         try:
             outcome = self.apply(rule, body, token, token_dead)
         except (BrokenPipeError, ConnectionResetError):
@@ -329,13 +337,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_body(502, f"faultproxy: upstream failed: {e}".encode())
             except OSError:
                 self.close_connection = True
-        if token_dead:
-            entry["fault"] = "expired_token"
-        elif rule is not None:
-            entry["fault"] = rule.get("name") or rule["fault"]
-        entry["status"] = outcome
-        entry["ms"] = round((time.monotonic() - t0) * 1000, 1)
-        self.state.record(entry)
+        with self.state.lock:
+            entry["status"] = outcome
+            entry["ms"] = round((time.monotonic() - t0) * 1000, 1)
 
     def apply(self, rule, body, token, token_dead):
         """Carries out the rule (None = forward); returns the status logged."""
