@@ -52,6 +52,8 @@ test: deps
 	$(PY) -m unittest discover -s tests/lab -v
 	$(VENV)/bin/cfn-lint examples/cloudformation.yaml
 	$(PY) -m json.tool examples/iam-policy.json >/dev/null
+	$(MAKE) --no-print-directory fuzz-replay
+	$(MAKE) --no-print-directory bench-smoke
 
 # The main job: the failover lab (real packets between network namespaces, scenarios 1-2);
 # where namespaces can't be made (not root, no CAP_NET_ADMIN) the loopback demo instead.

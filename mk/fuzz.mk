@@ -1,4 +1,5 @@
-# Fuzzing (docs/reliability.md). Not part of `make test`; run by hand or on a schedule.
+# Fuzzing (docs/reliability.md). `make test` runs fuzz-replay (the corpus, stable cargo test)
+# and the 10^5-input ABI driver; the long runs below are by hand or on a schedule.
 #
 #   make fuzz           fuzz-abi + fuzz-targets
 #   make fuzz-abi       random bytes through the C ABI (zfhost), IRISVIP_FUZZ_INPUTS inputs (10^6)

@@ -6,6 +6,7 @@ mod common;
 
 mod abi;
 mod bad_input;
+mod check;
 mod faults;
 mod fuzz_abi;
 mod process;
