@@ -30,16 +30,24 @@ where
     };
     match &err {
         SdkError::TimeoutError(_) => Error::timeout(format!("{what}: EC2 did not answer in time")),
-        SdkError::DispatchFailure(d) if d.is_timeout() => {
-            Error::timeout(format!("{what}: EC2 did not answer in time ({})", DisplayErrorContext(&err)))
+        SdkError::DispatchFailure(d) if d.is_timeout() => Error::timeout(format!(
+            "{what}: EC2 did not answer in time ({})",
+            DisplayErrorContext(&err)
+        )),
+        SdkError::DispatchFailure(_) => {
+            let detail = DisplayErrorContext(&err).to_string();
+            // rustls names the reason (UnknownIssuer, NotValidForName, Expired...) in the chain.
+            let hint = if detail.contains("invalid peer certificate") {
+                "the endpoint's TLS certificate is not trusted; behind a TLS-inspecting proxy add its CA \
+                 to the system trust store or point SSL_CERT_FILE at it, and check the endpoint's name"
+            } else {
+                "check the endpoint, DNS, proxy and security groups"
+            };
+            Error::new(
+                ErrorKind::Aws,
+                format!("{what}: could not reach EC2 ({detail}); {hint}"),
+            )
         }
-        SdkError::DispatchFailure(_) => Error::new(
-            ErrorKind::Aws,
-            format!(
-                "{what}: could not reach EC2 ({}); check the endpoint, DNS, proxy and security groups",
-                DisplayErrorContext(&err)
-            ),
-        ),
         SdkError::ServiceError(s) => {
             let code = s.err().code().unwrap_or("unknown");
             let message = short(s.err().message().unwrap_or(""));
@@ -49,12 +57,20 @@ where
                     format!("; grant ec2:{action} to this instance's IAM role")
                 }
                 ErrorKind::Permission => "; check the credentials this process uses".to_owned(),
-                ErrorKind::Throttled => "; EC2 throttled the account after retries, try again shortly".to_owned(),
+                ErrorKind::Throttled => {
+                    "; EC2 throttled the account after retries, try again shortly".to_owned()
+                }
                 _ => String::new(),
             };
-            Error::new(kind, format!("{what}: EC2 answered {code}: {message}{hint}"))
+            Error::new(
+                kind,
+                format!("{what}: EC2 answered {code}: {message}{hint}"),
+            )
         }
-        _ => Error::new(ErrorKind::Aws, format!("{what}: {}", DisplayErrorContext(&err))),
+        _ => Error::new(
+            ErrorKind::Aws,
+            format!("{what}: {}", DisplayErrorContext(&err)),
+        ),
     }
 }
 

@@ -12,3 +12,4 @@ mod fuzz_abi;
 mod process;
 mod races;
 mod scenarios;
+mod tls;

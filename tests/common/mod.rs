@@ -444,21 +444,31 @@ pub fn kind(result: &Value) -> &str {
 
 /// A child that prints "PORT <n>" on its first stdout line (the Python stand-ins).
 fn spawn_with_port(cmd: &mut Command, what: &str) -> (Child, u16) {
+    let (child, ports) = spawn_with_ports(cmd, what, &["PORT"]);
+    (child, ports[0])
+}
+
+/// A child that prints one "<LABEL> <n>" line per label, in order, on its stdout.
+fn spawn_with_ports(cmd: &mut Command, what: &str, labels: &[&str]) -> (Child, Vec<u16>) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = die_with_parent(cmd)
         .spawn()
         .unwrap_or_else(|e| panic!("{what} starts: {e}"));
-    let mut line = String::new();
-    let stdout = child.stdout.take().expect("piped stdout");
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{what} prints its port: {e}"));
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: expected PORT <n>, got {line:?}"));
-    (child, port)
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let ports = labels
+        .iter()
+        .map(|label| {
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("{what} prints its {label}: {e}"));
+            line.trim()
+                .strip_prefix(label)
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{what}: expected {label} <n>, got {line:?}"))
+        })
+        .collect();
+    (child, ports)
 }
 
 /// Minimal HTTP/1.0 request on loopback with an optional JSON body; answers the JSON body.
@@ -487,6 +497,7 @@ pub fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> V
 pub struct FaultProxy {
     child: Child,
     pub port: u16,
+    tls_port: Option<u16>,
 }
 
 impl FaultProxy {
@@ -495,7 +506,42 @@ impl FaultProxy {
         cmd.arg(repo().join("tests/support/faultproxy.py"))
             .args(["--upstream", upstream]);
         let (child, port) = spawn_with_port(&mut cmd, "faultproxy.py");
-        FaultProxy { child, port }
+        FaultProxy {
+            child,
+            port,
+            tls_port: None,
+        }
+    }
+
+    /// As `start`, plus an HTTPS listener with a certificate for 127.0.0.1 issued by a
+    /// throwaway CA (`tests/support/tlscerts.py`); returns the proxy and the CA's PEM file.
+    pub fn start_tls(upstream: &str, dir: &Path) -> (FaultProxy, PathBuf) {
+        let made = Command::new(python())
+            .arg(repo().join("tests/support/tlscerts.py"))
+            .arg(dir)
+            .status()
+            .expect("tlscerts.py runs");
+        assert!(made.success(), "tlscerts.py failed: {made}");
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/support/faultproxy.py"))
+            .args(["--upstream", upstream])
+            .arg("--tls-cert")
+            .arg(dir.join("server.pem"))
+            .arg("--tls-key")
+            .arg(dir.join("server.key"));
+        let (child, ports) = spawn_with_ports(&mut cmd, "faultproxy.py", &["PORT", "TLSPORT"]);
+        let proxy = FaultProxy {
+            child,
+            port: ports[0],
+            tls_port: Some(ports[1]),
+        };
+        (proxy, dir.join("ca.pem"))
+    }
+
+    /// The HTTPS listener's URL (only after `start_tls`).
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_tls");
+        format!("https://127.0.0.1:{port}")
     }
 
     pub fn url(&self) -> String {

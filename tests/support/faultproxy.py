@@ -8,7 +8,9 @@ decides what happens to it. A request no rule takes is forwarded unchanged.
 
     faultproxy.py --upstream http://127.0.0.1:5000 [--port 0] [--script rules.json]
 
-Prints "PORT <n>" on stdout once listening. Loopback only: it never forwards elsewhere than
+Prints "PORT <n>" on stdout once listening. With --tls-cert and --tls-key it also serves the
+same rules over HTTPS on a second port and prints "TLSPORT <n>" on the next line (the control
+API stays on the plain port); the upstream is still plain HTTP. Loopback only: it never forwards elsewhere than
 --upstream, and --upstream must be a loopback URL.
 
 Control API (paths under /_ are never forwarded):
@@ -61,6 +63,7 @@ import argparse
 import http.client
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -442,6 +445,8 @@ def main():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--script", help="JSON file with the initial list of rules")
+    p.add_argument("--tls-cert", help="PEM chain for a second, HTTPS listener")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     up = urllib.parse.urlsplit(args.upstream)
@@ -458,6 +463,16 @@ def main():
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        tls = ThreadingHTTPServer((args.host, 0), Handler)
+        tls.daemon_threads = True
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        print(f"TLSPORT {tls.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
