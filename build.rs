@@ -27,5 +27,8 @@ fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     // The symbol table is half the file (13 of 26 MiB) and serves only debuggers; the dynamic
     // symbols IRIS looks up (GetZFTable, the entries) stay. Link-time, so no dependency rebuilds.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,--strip-all");
+    println!("cargo:rerun-if-env-changed=IRISVIP_KEEP_SYMBOLS");
+    if env::var_os("IRISVIP_KEEP_SYMBOLS").is_none() {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,--strip-all");
+    }
 }

@@ -6,7 +6,8 @@
 The unstripped library still has its symbol table: `nm -S -C` gives each function's and
 constant's size, attributed to a crate by the first path component of its demangled name (a
 generic from core/alloc/std instantiated over another crate's type goes to that crate, as
-`cargo bloat --crates` would roughly do); symbols without a Rust path are aws-lc's C code.
+`cargo bloat --crates` would roughly do); symbols without a Rust path are C (ring's
+cryptography, the only C in the library).
 """
 
 import collections
@@ -20,13 +21,18 @@ import tempfile
 from common import release
 
 STD = {"core", "alloc", "std", "compiler_builtins", "hashbrown", "std_detect", "panic_unwind", "rustc_demangle"}
+EXPORTS = {"GetZFTable", "ZFInit", "ZFUnload", "vip_claim", "vip_release", "vip_status", "vip_check"}
 INNER = re.compile(r"<[&*\[ ]*(?:mut |const |dyn )?([a-z_][a-z0-9_]*)::")
 
 
 def crate_of(name):
     if "::" not in name:
-        # aws-lc's exported (aws_lc_0_*) and static C symbols: nothing else in the library is C.
-        return "aws-lc-sys (C)"
+        if name in EXPORTS:
+            return "irisvip"
+        if name.startswith("__"):
+            return "compiler_builtins"
+        # ring's C and assembly (ring_core_* and static symbols): nothing else in the library is C.
+        return "ring (C, asm)"
     s = name.lstrip("<&*")
     if s.startswith("dyn "):
         s = s[4:]

@@ -1,7 +1,7 @@
 //! floor: the physical limit of one VIP switch, for the benchmarks (`make bench`).
 //!
 //! One EC2 client on one current_thread runtime, with the HTTP stack the library uses (hyper +
-//! rustls/aws-lc), explicit region and static credentials (no IMDS, no discovery, no read-back,
+//! rustls/ring), explicit region and static credentials (no IMDS, no discovery, no read-back,
 //! no retries). A warm-up switch opens one pooled connection per route table; every timed switch
 //! after it is nothing but `ReplaceRoute` on every table at once over already-open connections:
 //! one request per table, which any tool that moves the VIP has to send.
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)

@@ -50,7 +50,7 @@ pub struct Session {
 impl Session {
     pub fn new() -> Self {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_with_resolver(InThreadResolver);
         let provider = ProviderConfig::default().with_http_client(http.clone());
         let imds = imds_client(&provider);
