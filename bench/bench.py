@@ -258,7 +258,8 @@ def render(args):
     with open(os.path.join(args.out, "results.json")) as f:
         results = json.load(f)
     old = results.get("cost", {})
-    results["cost"] = cost.measure(results["runs"], old.get("so"), old.get("python_boto3_kib"))
+    results["cost"] = cost.measure(results["runs"], old.get("so"), old.get("python_boto3_kib"),
+                                    old.get("so_dist", False))
     write_outputs(args, results)
     return 0
 

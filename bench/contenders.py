@@ -82,17 +82,34 @@ class Floor(Contender):
         return Run(t0, t1, reply["ms"], reply["ok"], reply.get("error"))
 
 
-class IrisvipWarm(Contender):
-    key = "warm"
+def dist_lib():
+    """The `make dist` library (release + fat LTO...): $IRISVIP_BENCH_DIST_LIB, else dist/libirisvip.so."""
+    return os.environ.get("IRISVIP_BENCH_DIST_LIB") or os.path.join(HERE, "..", "dist", "libirisvip.so")
+
+
+class Zfhost:
+    """zfhost with the test build's library, or (`lib`) another build of it."""
+    lib = None
 
     def available(self):
-        return os.path.exists(release("examples", "zfhost")), "target/release/examples/zfhost is missing"
+        if not os.path.exists(release("examples", "zfhost")):
+            return False, "target/release/examples/zfhost is missing"
+        if self.lib and not os.path.exists(self.lib()):
+            return False, f"{self.lib()} is missing (make dist builds it)"
+        return True, ""
+
+    def zfhost(self, *args):
+        return [release("examples", "zfhost"), *(["--lib", self.lib()] if self.lib else []), *args]
+
+
+class IrisvipWarm(Zfhost, Contender):
+    key = "warm"
 
     def setup(self, ctx):
         self.ctx = ctx
         self.hosts = {}
         for m in ("A", "B"):
-            p = subprocess.Popen([release("examples", "zfhost"), "-"], stdin=subprocess.PIPE,
+            p = subprocess.Popen(self.zfhost("-"), stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, env=ctx.env(m), text=True)
             self.hosts[m] = (p, json.loads(p.stdout.readline()))
         # Warm both: each process's first claim is its cold one.
@@ -125,14 +142,11 @@ class IrisvipWarm(Contender):
             p.wait(timeout=10)
 
 
-class IrisvipCold(Contender):
+class IrisvipCold(Zfhost, Contender):
     key = "cold"
 
-    def available(self):
-        return os.path.exists(release("examples", "zfhost")), "target/release/examples/zfhost is missing"
-
     def run(self, to):
-        s = spawn_timed([release("examples", "zfhost"), "call", "vip_claim", f"vip={VIP}", "rss", "threads"],
+        s = spawn_timed(self.zfhost("call", "vip_claim", f"vip={VIP}", "rss", "threads"),
                         self.ctx.env(to), timeout=60)
         lines = json_lines(s.stdout)
         load = next((x for x in lines if x.get("cmd") == "load"), {})
@@ -146,6 +160,16 @@ class IrisvipCold(Contender):
                    rss_after_kib=rss.get("kib"), threads_load=load.get("threads"),
                    threads_after=call.get("threads_after"),
                    elapsed_ms=out.get("elapsed_ms"))
+
+
+class IrisvipWarmDist(IrisvipWarm):
+    key = "warm-dist"
+    lib = staticmethod(dist_lib)
+
+
+class IrisvipColdDist(IrisvipCold):
+    key = "cold-dist"
+    lib = staticmethod(dist_lib)
 
 
 class Seed(Contender):
@@ -193,4 +217,4 @@ class Agent(AwsCli):
         return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-800:] if s.rc else None)
 
 
-ALL = [Floor, IrisvipWarm, IrisvipCold, Seed, AwsCli, Agent]
+ALL = [Floor, IrisvipWarm, IrisvipCold, IrisvipWarmDist, IrisvipColdDist, Seed, AwsCli, Agent]

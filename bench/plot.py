@@ -7,9 +7,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from report import ORDER  # noqa: E402
 
-LABELS = {"floor": "floor", "warm": "irisvip warm", "cold": "irisvip cold", "seed": "seed (Python+boto3)",
+LABELS = {"floor": "floor", "warm": "irisvip warm", "cold": "irisvip cold", "warm-dist": "irisvip warm (dist)",
+          "cold-dist": "irisvip cold (dist)", "seed": "seed (Python+boto3)",
           "awscli": "aws CLI", "agent": "aws-vpc-move-ip"}
-COLORS = {"floor": "#7f7f7f", "warm": "#1f77b4", "cold": "#2ca02c", "seed": "#d62728", "awscli": "#ff7f0e",
+COLORS = {"floor": "#7f7f7f", "warm": "#1f77b4", "cold": "#2ca02c", "warm-dist": "#17becf", "cold-dist": "#bcbd22",
+          "seed": "#d62728", "awscli": "#ff7f0e",
           "agent": "#9467bd"}
 
 

@@ -2,11 +2,13 @@
 
 from analysis import ratio, summary
 
-ORDER = ["floor", "warm", "cold", "seed", "awscli", "agent"]
+ORDER = ["floor", "warm", "cold", "warm-dist", "cold-dist", "seed", "awscli", "agent"]
 TITLES = {
     "floor": "floor (ReplaceRoute per table, warm connection)",
     "warm": "irisvip warm (library loaded)",
     "cold": "irisvip cold (fresh process: load + first claim)",
+    "warm-dist": "irisvip warm, `make dist` build (fat LTO)",
+    "cold-dist": "irisvip cold, `make dist` build (fat LTO)",
     "seed": "seed approach (fresh Python, boto3, delete+create)",
     "awscli": "aws CLI replace-route per table (shell)",
     "agent": "aws-vpc-move-ip start (resource-agents)",
@@ -173,7 +175,7 @@ def markdown(results):
              "outside moto, ms |")
     L.append("|---|---|---|---|---|---|")
     for n, per in s.items():
-        for key in ("floor", "warm", "cold", "seed", "awscli"):
+        for key in ("floor", "warm", "cold", "warm-dist", "cold-dist", "seed", "awscli"):
             c = per.get(key)
             if not c or not c.get("server_ms") or not c.get("claim"):
                 continue
@@ -199,6 +201,10 @@ def markdown(results):
         if fc:
             L.append("| load + first claim, inside the process (quiet phase) | " + "; ".join(
                 f"{n} table(s): {_mmm(v)} ms" for n, v in fc.items() if v) + " |")
+        dist = cost.get("so_dist")
+        if dist:
+            L.append(f"| `make dist` library (profile `dist`: fat LTO, one codegen unit) | **{dist['stripped_bytes'] / MIB / MIB:.1f} "
+                     f"MiB stripped** |")
         L.append(f"| RSS growth after load | {kib(cost.get('rss_growth_load_kib'))} |")
         L.append(f"| RSS growth after load + first claim | **{kib(cost.get('rss_growth_kib'))}** |")
         L.append(f"| threads created by the library | **{cost.get('threads_created_max')}** "
@@ -216,7 +222,11 @@ def markdown(results):
         L.append("")
         total = sum(so["crates"].values())
         top = list(so["crates"].items())[:12]
-        L.append(", ".join(f"{k} {v / MIB / MIB:.2f} MiB ({100 * v / total:.0f}%)" for k, v in top) + ".")
+        if total:
+            L.append(", ".join(f"{k} {v / MIB / MIB:.2f} MiB ({100 * v / total:.0f}%)" for k, v in top) + ".")
+        else:
+            L.append("(no symbol table: this library was linked stripped; `IRISVIP_KEEP_SYMBOLS=1 cargo build "
+                     "--release --lib` keeps it for the breakdown, as `make bench` does)")
         L.append("")
     L.append("#### Targets")
     L.append("")

@@ -28,6 +28,8 @@ bench-deps:
 		$(BENCH_AWSCLI_VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements-awscli.txt; }
 
 bench: deps build bench-deps
+	# Relink the library with its symbol table, for the size breakdown per crate (not loaded at run time).
+	IRISVIP_KEEP_SYMBOLS=1 cargo build --release --lib
 	IRISVIP_BENCH_AWSCLI=$(BENCH_AWSCLI) $(PY) bench/bench.py $(BENCH_ARGS)
 
 bench-smoke: deps build bench-deps
