@@ -13,6 +13,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SUPPORT = os.path.join(REPO, "tests", "support")
+sys.path.insert(0, SUPPORT)
+import waitport  # noqa: E402  (tests/support/waitport.py)
 PY = sys.executable
 VIP = "192.168.240.10"
 VIP_CIDR = VIP + "/32"
@@ -42,15 +44,8 @@ def free_port():
 
 
 def wait_port(host, port, what, limit=60.0):
-    t0 = time.monotonic()
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() - t0 > limit:
-                raise RuntimeError(f"{what} did not listen on {host}:{port}")
-            time.sleep(0.02)
+    if not waitport.wait_port(host, port, limit, pause=0.02):
+        raise RuntimeError(f"{what} did not listen on {host}:{port}")
 
 
 def clean_env(**extra):

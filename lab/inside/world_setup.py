@@ -12,27 +12,15 @@ object: world.py's output plus "client_table".
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from urllib.parse import urlparse
 
 import boto3
 
 SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "support")
-
-
-def wait_port(host, port, limit):
-    t0 = time.monotonic()
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() - t0 > limit:
-                sys.exit(f"moto did not listen on {host}:{port} within {limit} s")
-            time.sleep(0.05)
+sys.path.insert(0, SUPPORT)
+from waitport import wait_port  # noqa: E402  (tests/support/waitport.py)
 
 
 def main():
@@ -43,7 +31,8 @@ def main():
     p.add_argument("--region", default="us-east-1")
     a = p.parse_args()
     u = urlparse(a.endpoint)
-    wait_port(u.hostname, u.port, 60)
+    if not wait_port(u.hostname, u.port, 60):
+        sys.exit(f"moto did not listen on {u.hostname}:{u.port} within 60 s")
     out = subprocess.run([sys.executable, os.path.join(SUPPORT, "world.py"), "create", "--endpoint", a.endpoint,
                           "--tables", str(a.tables), "--cidr-index", str(a.cidr_index), "--region", a.region],
                          check=True, capture_output=True, text=True).stdout

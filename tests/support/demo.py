@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from waitport import wait_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 VIP = "192.168.240.10"
@@ -29,18 +31,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_port(port, what, limit=60):
-    t0 = time.time()
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.time() - t0 > limit:
-                sys.exit(f"{what} did not start on port {port}")
-            time.sleep(0.05)
 
 
 class Procs:
@@ -103,7 +93,8 @@ def main():
         port = free_port()
         procs.start([os.path.join(os.path.dirname(PY), "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(port, "moto_server")
+        if not wait_port("127.0.0.1", port):
+            sys.exit(f"moto_server did not start on port {port}")
         endpoint = f"http://127.0.0.1:{port}"
         world = json.loads(subprocess.run([PY, os.path.join(HERE, "world.py"), "create", "--endpoint", endpoint, "--tables", "2"],
                                           check=True, capture_output=True, text=True).stdout)
