@@ -75,6 +75,19 @@ fn message(r: &Value) -> &str {
     r["error"]["message"].as_str().unwrap_or("")
 }
 
+/// `entry` by `node` while EC2 denies `action` every time: the call fails as a permission
+/// error that names the missing `ec2:` action. Returns the result.
+fn denied(ec2: &FaultProxy, node: &Node, entry: &str, action: &str) -> Value {
+    ec2.set(json!([
+        {"action": action, "fault": "unauthorized", "message": DENIED, "count": -1},
+    ]));
+    let (_, r) = call(host(node), entry, &ec2_cfg(ec2, "timeout_ms=5000"), 5000);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(kind(&r), "permission", "{r}");
+    assert!(message(&r).contains(&format!("ec2:{action}")), "{r}");
+    r
+}
+
 #[test]
 fn transient_faults_are_retried_and_the_claim_succeeds() {
     let w = World::create(2, &[]);
@@ -135,18 +148,7 @@ fn permission_errors_are_not_retried_and_name_the_missing_action() {
     let ec2 = FaultProxy::start(&w.endpoint);
 
     // The switch is refused in every table: each table fails on its own, once.
-    ec2.set(json!([
-        {"action": "ReplaceRoute", "fault": "unauthorized", "message": DENIED, "count": -1},
-    ]));
-    let (_, r) = call(
-        host(&a),
-        "vip_claim",
-        &ec2_cfg(&ec2, "timeout_ms=5000"),
-        5000,
-    );
-    assert_eq!(r["ok"], false, "{r}");
-    assert_eq!(kind(&r), "permission", "{r}");
-    assert!(message(&r).contains("ec2:ReplaceRoute"), "{r}");
+    let r = denied(&ec2, &a, "vip_claim", "ReplaceRoute");
     assert_eq!(actions(&r), ["failed", "failed"], "{r}");
     for t in &w.route_tables {
         let e = &table(&r, t)["error"];
@@ -167,18 +169,7 @@ fn permission_errors_are_not_retried_and_name_the_missing_action() {
     assert_eq!(w.routes(VIP), all_b);
 
     // A read refused: the call stops there, no mutation is attempted.
-    ec2.set(json!([
-        {"action": "DescribeRouteTables", "fault": "unauthorized", "message": DENIED, "count": -1},
-    ]));
-    let (_, r) = call(
-        host(&a),
-        "vip_claim",
-        &ec2_cfg(&ec2, "timeout_ms=5000"),
-        5000,
-    );
-    assert_eq!(r["ok"], false, "{r}");
-    assert_eq!(kind(&r), "permission", "{r}");
-    assert!(message(&r).contains("ec2:DescribeRouteTables"), "{r}");
+    denied(&ec2, &a, "vip_claim", "DescribeRouteTables");
     assert_eq!(
         ec2.attempts("DescribeRouteTables"),
         1,
@@ -192,18 +183,7 @@ fn permission_errors_are_not_retried_and_name_the_missing_action() {
     assert_eq!(w.routes(VIP), all_b);
 
     // A release whose DeleteRoute is refused: ok false, the route stays.
-    ec2.set(json!([
-        {"action": "DeleteRoute", "fault": "unauthorized", "message": DENIED, "count": -1},
-    ]));
-    let (_, r) = call(
-        host(&b),
-        "vip_release",
-        &ec2_cfg(&ec2, "timeout_ms=5000"),
-        5000,
-    );
-    assert_eq!(r["ok"], false, "{r}");
-    assert_eq!(kind(&r), "permission", "{r}");
-    assert!(message(&r).contains("ec2:DeleteRoute"), "{r}");
+    let r = denied(&ec2, &b, "vip_release", "DeleteRoute");
     assert_eq!(actions(&r), ["failed", "failed"], "{r}");
     assert_eq!(ec2.attempts("DeleteRoute"), 2, "{}", Value::from(ec2.log()));
     assert_eq!(w.routes(VIP), all_b);

@@ -454,6 +454,8 @@ def main():
         p.error("--upstream must be http://127.0.0.1:PORT (loopback only)")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         p.error("--host must be a loopback address")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     state = State(up)
     if args.script:
         with open(args.script, encoding="utf-8") as f:
@@ -463,8 +465,6 @@ def main():
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        p.error("--tls-cert and --tls-key go together")
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
