@@ -201,24 +201,22 @@ fn parse_interface(value: &str) -> Result<String> {
             .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'=');
     if !ok {
         return Err(Error::config(format!(
-            "interface {} is not an address label such as eth0:1 (≤ 15 characters, no blanks)",
+            "interface {} is not an address label such as eth0:1 (at most 15 characters, no blanks)",
             quote(value)
         )));
     }
     Ok(value.to_owned())
 }
 
-/// An AWS resource id: the prefix, then lowercase hex (`rtb-0a1b2c…`).
+/// An AWS resource id: the prefix, then letters and digits (`rtb-0a1b2c...`). Only the shape is
+/// checked here; whether the id exists, or is well-formed in EC2's own terms, EC2 answers.
 fn parse_id(key: &str, prefix: &str, value: &str) -> Result<String> {
-    let ok = value.strip_prefix(prefix).is_some_and(|hex| {
-        (1..=32).contains(&hex.len())
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let ok = value.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
     });
     if !ok {
         return Err(Error::config(format!(
-            "{key}: {} is not a {prefix}… id (lowercase hex after `{prefix}`)",
+            "{key}: {} is not a {prefix}... id (letters and digits after `{prefix}`)",
             quote(value)
         )));
     }
@@ -373,6 +371,17 @@ mod tests {
     }
 
     #[test]
+    fn ids_of_any_letters_pass_to_ec2() {
+        // Existence and EC2's own id format are EC2's to answer (not_found / Malformed).
+        let c = ok("route_tables=rtb-missing,rtb-0A1;eni=eni-gone");
+        assert_eq!(
+            c.selection,
+            Selection::Ids(vec!["rtb-missing".into(), "rtb-0A1".into()])
+        );
+        assert_eq!(c.eni.as_deref(), Some("eni-gone"));
+    }
+
+    #[test]
     fn refusals_have_the_right_kind() {
         let cases: &[(&[u8], ErrorKind)] = &[
             (b"vip=1.2.3.0/24", ErrorKind::Validation),
@@ -386,7 +395,9 @@ mod tests {
             (b"route_tables=rtb-1;route_table_tag=a=b", ErrorKind::Config),
             (b"route_tables=rtb-1,rtb-1", ErrorKind::Config),
             (b"route_tables=rtb-1,,rtb-2", ErrorKind::Config),
-            (b"route_tables=rtb-XYZ", ErrorKind::Config),
+            (b"route_tables=rtb-0a1!", ErrorKind::Config),
+            (b"route_tables=rtb-", ErrorKind::Config),
+            (b"eni=eni-", ErrorKind::Config),
             (b"route_tables=subnet-1", ErrorKind::Config),
             (b"route_table_tag=novalue", ErrorKind::Config),
             (b"route_table_tag==v", ErrorKind::Config),

@@ -94,6 +94,6 @@ pub fn quote(value: &str) -> String {
         format!("`{value}`")
     } else {
         let head: String = value.chars().take(MAX).collect();
-        format!("`{head}…` ({} bytes)", value.len())
+        format!("`{head}...` ({} bytes)", value.len())
     }
 }

@@ -477,9 +477,11 @@ pub(crate) fn fill_tables(
         .enumerate()
         .map(|(i, (t, r))| {
             let outcome = actions.and_then(|a| a.get(i));
+            let (target, other_target) = split_target(r.target.as_deref());
             TableReport {
                 id: t.id.clone(),
-                target: r.target.clone(),
+                target,
+                other_target,
                 state: r.state,
                 is_self: r.points_at(eni),
                 action: outcome.map(|o| o.as_ref().copied().unwrap_or(Action::Failed)),
@@ -490,4 +492,26 @@ pub(crate) fn fill_tables(
         })
         .collect();
     report.holder = Some(plan::holder(routes, eni));
+}
+
+/// The contract's `target` is an ENI id or null; a route to anything else (a gateway, a
+/// peering, a NAT) names it in `other_target` instead.
+fn split_target(target: Option<&str>) -> (Option<String>, Option<String>) {
+    match target {
+        Some(t) if t.starts_with("eni-") => (Some(t.to_owned()), None),
+        Some(t) => (None, Some(t.to_owned())),
+        None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_is_an_eni_or_null() {
+        assert_eq!(split_target(Some("eni-1")), (Some("eni-1".into()), None));
+        assert_eq!(split_target(Some("igw-1")), (None, Some("igw-1".into())));
+        assert_eq!(split_target(None), (None, None));
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, ErrorKind};
 use serde::Serialize;
+use std::fmt::Write;
 
 /// Which entry produced a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,7 +66,11 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableReport {
     pub id: String,
+    /// The ENI the VIP route points at (the contract: an ENI id or null).
     pub target: Option<String>,
+    /// Extension: what the route points at when that is not an ENI (a gateway, a peering...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_target: Option<String>,
     pub state: RouteState,
     #[serde(rename = "self")]
     pub is_self: bool,
@@ -235,7 +240,7 @@ struct Summary<'a> {
 /// `capacity` 0 means nothing at all may be written (the caller writes no NUL either).
 pub fn render_bounded(report: &Report, capacity: usize) -> Vec<u8> {
     let room = capacity.saturating_sub(1);
-    let full = serde_json::to_vec(report).unwrap_or_default();
+    let full = to_json_ascii(report);
     if !full.is_empty() && full.len() <= room {
         return full;
     }
@@ -252,7 +257,7 @@ pub fn render_bounded(report: &Report, capacity: usize) -> Vec<u8> {
         (false, false, false),
     ]
     .map(|(message, error, holder)| {
-        serde_json::to_vec(&Summary {
+        to_json_ascii(&Summary {
             ok: report.ok,
             op: report.op,
             truncated: true,
@@ -261,8 +266,8 @@ pub fn render_bounded(report: &Report, capacity: usize) -> Vec<u8> {
             message: message.then(|| why.clone()),
         })
     });
-    for bytes in candidates.into_iter().flatten() {
-        if bytes.len() <= room {
+    for bytes in candidates {
+        if !bytes.is_empty() && bytes.len() <= room {
             return bytes;
         }
     }
@@ -279,6 +284,33 @@ pub fn render_bounded(report: &Report, capacity: usize) -> Vec<u8> {
     Vec::new()
 }
 
+/// JSON with every non-ASCII character escaped (`\u00e9`, surrogate pairs above U+FFFF). The
+/// `c`/`C` arguments are 8-bit strings to IRIS, so raw UTF-8 (an echoed `vïp`, a message's
+/// punctuation) would arrive as two or three wrong characters; `\u` escapes decode exactly in
+/// `%FromJSON`. Outside strings JSON is ASCII already, so escaping every non-ASCII char is valid.
+/// Empty when serialisation fails (it cannot for these types; callers then fall back).
+fn to_json_ascii<T: Serialize>(value: &T) -> Vec<u8> {
+    let Ok(text) = serde_json::to_string(value) else {
+        return Vec::new();
+    };
+    if text.is_ascii() {
+        return text.into_bytes();
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +324,7 @@ mod tests {
             r.route_tables.push(TableReport {
                 id: format!("rtb-{i:08x}"),
                 target: Some("eni-0123".into()),
+                other_target: None,
                 state: RouteState::Active,
                 is_self: true,
                 action: Some(Action::Replaced),
@@ -309,6 +342,24 @@ mod tests {
 
     fn parse(bytes: &[u8]) -> serde_json::Value {
         serde_json::from_slice(bytes).expect("valid JSON")
+    }
+
+    #[test]
+    fn result_is_ascii_and_decodes_to_the_same_text() {
+        let mut r = sample(false, 1);
+        let msg = "vïp `１.２` is not an IPv4 address 😀";
+        r.error = Some(ErrorReport {
+            kind: ErrorKind::Config,
+            message: msg.into(),
+        });
+        let bytes = render_bounded(&r, 32_767);
+        assert!(bytes.is_ascii(), "{}", String::from_utf8_lossy(&bytes));
+        assert!(
+            String::from_utf8_lossy(&bytes).contains("\\u00ef")
+                && String::from_utf8_lossy(&bytes).contains("\\ud83d\\ude00")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+        assert_eq!(v["error"]["message"], msg);
     }
 
     #[test]

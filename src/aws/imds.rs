@@ -36,9 +36,22 @@ pub async fn instance_id(imds: &Client) -> Result<String> {
     get(imds, "instance-id").await
 }
 
+/// `AWS_EC2_METADATA_DISABLED=true` (any case), as the SDK reads it: no request to IMDS at all.
+/// The SDK's region and credential providers honour it themselves; the identity reads here
+/// go through the bare IMDS client, which does not.
+pub fn disabled() -> bool {
+    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
 /// One metadata value, trimmed; empty counts as missing.
 async fn get(imds: &Client, path: &str) -> Result<String> {
     let full = format!("/latest/meta-data/{path}");
+    if disabled() {
+        return Err(Error::metadata(format!(
+            "instance metadata is disabled (AWS_EC2_METADATA_DISABLED=true), so {full} was not read; \
+             give eni= and region= in the config, or unset AWS_EC2_METADATA_DISABLED"
+        )));
+    }
     match imds.get(full.as_str()).await {
         Ok(v) => {
             let v = v.as_ref().trim().to_owned();

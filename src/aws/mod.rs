@@ -91,6 +91,8 @@ pub fn kind_for_code(code: &str) -> ErrorKind {
         | "RequestThrottled"
         | "TooManyRequestsException" => ErrorKind::Throttled,
         c if c.ends_with(".NotFound") => ErrorKind::NotFound,
+        // EC2's own check of an id's format (`InvalidRouteTableID.Malformed`): a malformed value.
+        c if c.ends_with(".Malformed") => ErrorKind::Config,
         _ => ErrorKind::Aws,
     }
 }
@@ -99,7 +101,7 @@ pub fn kind_for_code(code: &str) -> ErrorKind {
 fn short(message: &str) -> String {
     const MAX: usize = 300;
     match message.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &message[..cut]),
+        Some((cut, _)) => format!("{}...", &message[..cut]),
         None => message.to_owned(),
     }
 }
@@ -127,6 +129,6 @@ mod tests {
     fn long_messages_are_cut_on_a_char_boundary() {
         let m = "é".repeat(1000);
         let s = short(&m);
-        assert!(s.chars().count() == 301 && s.ends_with('…'));
+        assert!(s.chars().count() == 303 && s.ends_with("..."));
     }
 }
