@@ -226,3 +226,110 @@ fn credentials_from_the_instance_profile_via_imdsv2() {
         "secret in output"
     );
 }
+
+#[test]
+fn metadata_disabled_means_no_request_to_imds() {
+    let w = World::create(1, &[]);
+    let a = Node::new(&w, &w.a);
+    let before = w.routes(VIP);
+    // IMDS is up, but AWS_EC2_METADATA_DISABLED says not to ask it: without eni= the claim
+    // cannot know which ENI to point at, and says so without touching IMDS.
+    let out = a
+        .host()
+        .env("AWS_EC2_METADATA_DISABLED", "TRUE")
+        .env("AWS_REGION", "us-east-1")
+        .args(["call", "vip_claim", &cfg("")])
+        .output()
+        .expect("zfhost");
+    let r = result_of(&lines(&out)[0]);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(kind(&r), "metadata", "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("AWS_EC2_METADATA_DISABLED") && message.contains("eni="),
+        "{message}"
+    );
+    let stats = a.imds.stats();
+    assert_eq!(stats["token_puts"], 0, "{stats}");
+    assert_eq!(stats["gets"], 0, "{stats}");
+    assert_eq!(w.routes(VIP), before);
+
+    // With eni= and region= nothing is needed from IMDS: the claim works, IMDS still untouched.
+    let out = a
+        .host()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args([
+            "call",
+            "vip_claim",
+            &cfg(&format!("eni={};region=us-east-1", w.a.eni)),
+        ])
+        .output()
+        .expect("zfhost");
+    let r = result_of(&lines(&out)[0]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(w.routes(VIP), vec![Some(w.a.eni.clone())]);
+    let stats = a.imds.stats();
+    assert_eq!(stats["token_puts"], 0, "{stats}");
+    assert_eq!(stats["gets"], 0, "{stats}");
+}
+
+#[test]
+fn route_to_a_gateway_is_reported_as_other_target_and_claimed_back() {
+    let w = World::create(2, &[]);
+    let a = Node::new(&w, &w.a);
+    w.set_route(&w.route_tables[0], &w.b.eni, VIP);
+    let igw = world_py(&[
+        "gateway-route",
+        "--endpoint",
+        &w.endpoint,
+        "--vip",
+        VIP,
+        "--table",
+        &w.route_tables[1],
+    ])["gateway"]
+        .as_str()
+        .expect("gateway id")
+        .to_owned();
+
+    let r = a.status(&cfg(""));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["holder"], "mixed", "{r}");
+    let table = |id: &str| {
+        r["route_tables"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {r}"))
+    };
+    let t = table(&w.route_tables[1]);
+    assert_eq!(t["target"], serde_json::Value::Null, "{r}");
+    assert_eq!(t["other_target"], igw.as_str(), "{r}");
+    assert_eq!(t["state"], "active");
+    assert_eq!(t["self"], false);
+    let t = table(&w.route_tables[0]);
+    assert_eq!(t["target"], w.b.eni.as_str());
+    assert!(t.get("other_target").is_none(), "{r}");
+
+    let r = a.claim(&cfg(""));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(actions(&r), ["replaced", "replaced"]);
+    assert_eq!(r["holder"], "self");
+    assert_eq!(w.routes(VIP), vec![Some(w.a.eni.clone()); 2]);
+}
+
+#[test]
+fn table_ids_that_do_not_exist_are_not_found_whatever_their_letters() {
+    let w = World::create(1, &[]);
+    let a = Node::new(&w, &w.a);
+    let before = w.routes(VIP);
+    for ids in ["rtb-doesnotexist", "rtb-MISSING0"] {
+        let r = a.claim(&cfg(&format!("route_tables={ids}")));
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(kind(&r), "not_found", "{ids}: {r}");
+        assert!(
+            r["error"]["message"].as_str().unwrap_or("").contains(ids),
+            "{r}"
+        );
+    }
+    assert_eq!(w.routes(VIP), before);
+}

@@ -8,6 +8,8 @@
         -> JSON: {"rtb-1": {"target": "eni-..", "state": "active"} | null, ...}
     world.py set-route --endpoint URL --vip V --table rtb-1 --eni eni-1   (create or replace)
     world.py delete-route --endpoint URL --vip V --table rtb-1
+    world.py gateway-route --endpoint URL --vip V --table rtb-1   (VIP route to a new internet
+        gateway of the table's VPC, replacing any; prints {"gateway": "igw-.."})
 
 Used by the Rust tests, `make demo`, the lab and the benchmarks, so all build the same world.
 """
@@ -118,6 +120,21 @@ def delete_route(args):
     ec2.delete_route(RouteTableId=args.table, DestinationCidrBlock=dest)
 
 
+def gateway_route(args):
+    ec2 = client(args.endpoint, args.region)
+    dest = args.vip if "/" in args.vip else args.vip + "/32"
+    vpc = ec2.describe_route_tables(RouteTableIds=[args.table])["RouteTables"][0]["VpcId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    try:
+        ec2.delete_route(RouteTableId=args.table, DestinationCidrBlock=dest)
+    except ec2.exceptions.ClientError:
+        pass
+    ec2.create_route(RouteTableId=args.table, DestinationCidrBlock=dest, GatewayId=igw)
+    json.dump({"gateway": igw}, sys.stdout)
+    print()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -137,11 +154,15 @@ def main():
     d = sub.add_parser("delete-route")
     d.add_argument("--vip", required=True)
     d.add_argument("--table", required=True)
-    for q in (c, r, s, d):
+    g = sub.add_parser("gateway-route")
+    g.add_argument("--vip", required=True)
+    g.add_argument("--table", required=True)
+    for q in (c, r, s, d, g):
         q.add_argument("--endpoint", required=True)
         q.add_argument("--region", default=REGION)
     args = p.parse_args()
-    {"create": create, "routes": routes, "set-route": set_route, "delete-route": delete_route}[args.cmd](args)
+    {"create": create, "routes": routes, "set-route": set_route, "delete-route": delete_route,
+     "gateway-route": gateway_route}[args.cmd](args)
 
 
 if __name__ == "__main__":
