@@ -157,16 +157,21 @@ pub async fn apply(
         Step::Replace => match replace(client, table, dest, eni, false).await {
             Ok(()) => Ok(Action::Replaced),
             // The route vanished since we read it: create it.
-            Err(e)
+            Err(first)
                 if matches!(
-                    error_code(&e),
+                    error_code(&first),
                     Some("InvalidParameterValue" | "InvalidRoute.NotFound")
                 ) =>
             {
-                create(client, table, dest, eni, false)
-                    .await
-                    .map(|()| Action::Created)
-                    .map_err(|e| sdk_error("CreateRoute", table, e))
+                match create(client, table, dest, eni, false).await {
+                    Ok(()) => Ok(Action::Created),
+                    // The route is there after all: the replace failed for its own reason
+                    // (EC2 says InvalidParameterValue for more than a missing route); report that.
+                    Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
+                        Err(sdk_error("ReplaceRoute", table, first))
+                    }
+                    Err(e) => Err(sdk_error("CreateRoute", table, e)),
+                }
             }
             Err(e) => Err(sdk_error("ReplaceRoute", table, e)),
         },

@@ -563,3 +563,39 @@ fn instance_profile_credentials_never_show_whatever_the_fault() {
     }
     assert_eq!(w.routes(VIP), vec![Some(w.a.eni.clone())]);
 }
+
+#[test]
+fn a_replace_refused_for_its_own_reason_reports_that_reason() {
+    // EC2 answers InvalidParameterValue both for a route that vanished (the library then
+    // creates it) and for other faults. When the fallback create finds the route still there,
+    // the replace's own error is what the operator must see.
+    let w = World::create(1, &[]);
+    let (a, b) = (Node::new(&w, &w.a), Node::new(&w, &w.b));
+    assert_eq!(b.claim(&cfg(""))["ok"], true);
+    let ec2 = FaultProxy::start(&w.endpoint);
+    // CreateRoute over an existing route: EC2 answers RouteAlreadyExists, moto would overwrite.
+    ec2.set(json!([
+        {"action": "ReplaceRoute", "fault": "ec2_error", "code": "InvalidParameterValue",
+         "message": "irisvip-test: interface not in this VPC", "count": -1},
+        {"action": "CreateRoute", "fault": "ec2_error", "code": "RouteAlreadyExists",
+         "message": "The route identified by 192.168.240.10/32 already exists.", "count": -1},
+    ]));
+    let (_, r) = call(
+        host(&a),
+        "vip_claim",
+        &ec2_cfg(&ec2, "timeout_ms=8000"),
+        8000,
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    let t = table(&r, &w.route_tables[0]);
+    assert_eq!(t["action"], "failed", "{r}");
+    let m = t["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        m.contains("ReplaceRoute")
+            && m.contains("InvalidParameterValue")
+            && m.contains("interface not in this VPC"),
+        "{r}"
+    );
+    assert_eq!(ec2.attempts("CreateRoute"), 1, "{}", Value::from(ec2.log()));
+    assert_eq!(w.routes(VIP), vec![Some(w.b.eni.clone())]);
+}
