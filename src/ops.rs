@@ -110,13 +110,16 @@ async fn run(
     let dest = vip.to_string();
 
     // A claim or release reads only what it needs on the failover's critical path: the
-    // tables, and the VPC's CIDRs once per process (they change on a human's time scale).
+    // tables, and the VPC's CIDRs once per few minutes (they change on a human's time scale).
     // The ENI (SourceDestCheck) is read by status and check.
     let cached_cidrs = session.cached_cidrs(&me.vpc_id);
+    let fresh_read = cached_cidrs.is_none();
     let (cidrs, tables, eni_info) =
         read_round(&client, cfg, &me, &dest, cached_cidrs, op == Op::Status).await;
     let cidrs = cidrs?;
-    session.remember_cidrs(&me.vpc_id, &cidrs);
+    if fresh_read {
+        session.remember_cidrs(&me.vpc_id, &cidrs);
+    }
     outside_vpc(vip, &cidrs, &me.vpc_id)?;
     let tables = tables?;
     check_tables(&tables, &cfg.selection, &me)?;

@@ -21,7 +21,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use futures_util::future::join;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// IMDS answers on the host's link: one second is plenty, two attempts absorb a lost packet.
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,8 +44,13 @@ pub struct Session {
     identity: Option<Identity>,
     eni_identity: HashMap<String, Identity>,
     clients: HashMap<(String, Option<String>), aws_sdk_ec2::Client>,
-    vpc_cidrs: HashMap<String, Vec<Ipv4Net>>,
+    vpc_cidrs: HashMap<String, (Instant, Vec<Ipv4Net>)>,
 }
+
+/// How long a VPC's CIDR blocks are trusted without reading them again. Long enough that a
+/// burst of calls (a failover, a re-assert loop) reads them once; short enough that a block
+/// associated later is checked against the VIP within minutes, without a restart of IRIS.
+const CIDR_TTL: Duration = Duration::from_secs(300);
 
 impl Session {
     pub fn new() -> Self {
@@ -134,12 +139,16 @@ impl Session {
 
     /// The VPC's CIDRs as read earlier in this process, if they were.
     pub fn cached_cidrs(&self, vpc_id: &str) -> Option<Vec<Ipv4Net>> {
-        self.vpc_cidrs.get(vpc_id).cloned()
+        self.vpc_cidrs
+            .get(vpc_id)
+            .filter(|(read, _)| read.elapsed() < CIDR_TTL)
+            .map(|(_, cidrs)| cidrs.clone())
     }
 
-    /// Keeps the VPC's CIDRs for the later calls of this process.
+    /// Keeps the VPC's CIDRs for the later calls of this process (for `CIDR_TTL`).
     pub fn remember_cidrs(&mut self, vpc_id: &str, cidrs: &[Ipv4Net]) {
-        self.vpc_cidrs.insert(vpc_id.to_owned(), cidrs.to_vec());
+        self.vpc_cidrs
+            .insert(vpc_id.to_owned(), (Instant::now(), cidrs.to_vec()));
     }
 
     /// Probes IMDSv2 (token and one GET), for the preflight.
@@ -271,5 +280,28 @@ fn imds_client(provider: &ProviderConfig) -> aws_config::imds::Client {
 impl Default for Session {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vpc_cidrs_are_trusted_for_a_while_then_read_again() {
+        let mut s = Session::new();
+        let cidrs = vec![Ipv4Net {
+            addr: std::net::Ipv4Addr::new(10, 0, 0, 0),
+            prefix: 16,
+        }];
+        assert_eq!(s.cached_cidrs("vpc-1"), None);
+        s.remember_cidrs("vpc-1", &cidrs);
+        assert_eq!(s.cached_cidrs("vpc-1"), Some(cidrs.clone()));
+        assert_eq!(s.cached_cidrs("vpc-2"), None);
+        // Read longer ago than the TTL: the next call reads them again.
+        if let Some(old) = Instant::now().checked_sub(CIDR_TTL + Duration::from_secs(1)) {
+            s.vpc_cidrs.insert("vpc-1".into(), (old, cidrs));
+            assert_eq!(s.cached_cidrs("vpc-1"), None);
+        }
     }
 }
