@@ -158,6 +158,7 @@ pub fn arbitrary_report(u: &mut Unstructured) -> arbitrary::Result<Report> {
         let table = TableReport {
             id: text(u)?,
             target: opt_text(u)?,
+            other_target: opt_text(u)?,
             state: *u.choose(&[
                 RouteState::Active,
                 RouteState::Blackhole,
@@ -234,9 +235,22 @@ pub fn check_render(report: &Report, capacity: usize) {
         "capacity {capacity}: {} bytes + NUL",
         out.len()
     );
-    let full = serde_json::to_vec(report).expect("a report serialises");
-    if full.len() <= room {
-        assert_eq!(out, full, "capacity {capacity}: the full object fits");
+    assert!(out.is_ascii(), "capacity {capacity}: non-ASCII byte in {out:?}");
+    // The result escapes every non-ASCII character as \uXXXX: 6 bytes per UTF-16 unit.
+    let text = serde_json::to_string(report).expect("a report serialises");
+    let full_len: usize = text
+        .chars()
+        .map(|c| if c.is_ascii() { 1 } else { 6 * c.len_utf16() })
+        .sum();
+    if full_len <= room {
+        assert_eq!(out.len(), full_len, "capacity {capacity}: the full object fits");
+        let v: serde_json::Value = serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("capacity {capacity}: not JSON ({e}): {out:?}"));
+        assert_eq!(
+            v,
+            serde_json::to_value(report).expect("a report serialises"),
+            "capacity {capacity}: the full object, decoded, is the report"
+        );
         return;
     }
     if capacity < 3 {
