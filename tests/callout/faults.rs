@@ -64,13 +64,6 @@ fn ec2_cfg(proxy: &FaultProxy, extra: &str) -> String {
     cfg(&format!("endpoint={};{extra}", proxy.url()))
 }
 
-fn table<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["route_tables"]
-        .as_array()
-        .and_then(|a| a.iter().find(|t| t["id"] == id))
-        .unwrap_or_else(|| panic!("no table {id} in {r}"))
-}
-
 fn message(r: &Value) -> &str {
     r["error"]["message"].as_str().unwrap_or("")
 }

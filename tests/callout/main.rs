@@ -7,6 +7,7 @@ mod common;
 mod abi;
 mod bad_input;
 mod check;
+mod contract;
 mod faults;
 mod fuzz_abi;
 mod process;

@@ -294,19 +294,12 @@ fn route_to_a_gateway_is_reported_as_other_target_and_claimed_back() {
     let r = a.status(&cfg(""));
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["holder"], "mixed", "{r}");
-    let table = |id: &str| {
-        r["route_tables"]
-            .as_array()
-            .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-            .cloned()
-            .unwrap_or_else(|| panic!("{id} not in {r}"))
-    };
-    let t = table(&w.route_tables[1]);
+    let t = table(&r, &w.route_tables[1]);
     assert_eq!(t["target"], serde_json::Value::Null, "{r}");
     assert_eq!(t["other_target"], igw.as_str(), "{r}");
     assert_eq!(t["state"], "active");
     assert_eq!(t["self"], false);
-    let t = table(&w.route_tables[0]);
+    let t = table(&r, &w.route_tables[0]);
     assert_eq!(t["target"], w.b.eni.as_str());
     assert!(t.get("other_target").is_none(), "{r}");
 

@@ -692,6 +692,14 @@ impl Node {
 }
 
 /// The target per table of a result (`None` = absent), in the result's order.
+/// The entry of route table `id` in a result (the order of `route_tables` is not the world's).
+pub fn table<'a>(r: &'a Value, id: &str) -> &'a Value {
+    r["route_tables"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == id))
+        .unwrap_or_else(|| panic!("no table {id} in {r}"))
+}
+
 pub fn targets(result: &Value) -> Vec<Option<String>> {
     result["route_tables"]
         .as_array()
