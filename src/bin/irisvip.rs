@@ -196,7 +196,10 @@ fn print_human(r: &Report) {
             println!(
                 "  {:<24} {:<24} {:<10} {:<5} {}",
                 t.id,
-                t.target.as_deref().unwrap_or("-"),
+                t.target
+                    .as_deref()
+                    .or(t.other_target.as_deref())
+                    .unwrap_or("-"),
                 state,
                 if t.is_self { "yes" } else { "no" },
                 action_text(t.action)
