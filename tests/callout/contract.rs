@@ -498,3 +498,25 @@ fn a_successful_claim_too_big_for_zfstrsize_is_truncated_but_done() {
         "the full result ({full} bytes) would have fit in {CAPACITY}: raise TABLES"
     );
 }
+
+/// `timeout_ms`: "deadline for the whole call", default 10000. With EC2 never answering and no
+/// `timeout_ms` in the config, the call gives up at the default deadline: not before it (the
+/// default is really 10 s) and not long after (every call returns within its deadline).
+#[test]
+fn the_default_deadline_is_ten_seconds() {
+    let w = World::create(1, &[]);
+    let a = Node::new(&w, &w.a);
+    let before = w.routes(VIP);
+    let ec2 = FaultProxy::start(&w.endpoint);
+    ec2.set(json!([
+        {"action": "DescribeRouteTables", "fault": "hang", "max_s": 30, "count": -1},
+    ]));
+    let (line, r) = call(a.host(), &["call", "vip_claim", &via(&ec2, "")], 10_000);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(kind(&r), "timeout", "{r}");
+    let ms = line["ms"].as_f64().unwrap_or(0.0);
+    // Lower bound only loosely tied to the clock: a deadline of 1 s or 5 s would fail it.
+    assert!(ms >= 9_500.0, "gave up after {ms:.0} ms: {r}");
+    assert!(ms <= 10_000.0 + 3_000.0, "{ms:.0} ms: {r}");
+    assert_eq!(w.routes(VIP), before);
+}
