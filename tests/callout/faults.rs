@@ -64,6 +64,17 @@ fn ec2_cfg(proxy: &FaultProxy, extra: &str) -> String {
     cfg(&format!("endpoint={};{extra}", proxy.url()))
 }
 
+/// A claim by `node` through the EC2 proxy, with 8 s for the retries to play out.
+fn claim_through(node: &Node, ec2: &FaultProxy) -> Value {
+    call(
+        host(node),
+        "vip_claim",
+        &ec2_cfg(ec2, "timeout_ms=8000"),
+        8000,
+    )
+    .1
+}
+
 fn message(r: &Value) -> &str {
     r["error"]["message"].as_str().unwrap_or("")
 }
@@ -94,12 +105,7 @@ fn transient_faults_are_retried_and_the_claim_succeeds() {
         {"action": "ReplaceRoute", "fault": "throttle", "code": "RequestLimitExceeded", "count": 2},
         {"action": "CreateRoute", "fault": "reset", "count": 1},
     ]));
-    let (_, r) = call(
-        host(&a),
-        "vip_claim",
-        &ec2_cfg(&ec2, "timeout_ms=8000"),
-        8000,
-    );
+    let r = claim_through(&a, &ec2);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(table(&r, t0)["action"], "replaced", "{r}");
     assert_eq!(table(&r, t1)["action"], "created", "{r}");
@@ -196,12 +202,7 @@ fn a_failure_in_one_table_leaves_the_others_correct() {
         {"action": "ReplaceRoute", "params": {"RouteTableId": t[1]}, "fault": "ec2_error",
          "code": "InternalError", "status": 500, "count": -1},
     ]));
-    let (_, r) = call(
-        host(&a),
-        "vip_claim",
-        &ec2_cfg(&ec2, "timeout_ms=8000"),
-        8000,
-    );
+    let r = claim_through(&a, &ec2);
     assert_eq!(r["ok"], false, "partial success reported as success: {r}");
     assert_eq!(kind(&r), "aws", "{r}");
     let acts: Vec<&str> = t
@@ -240,12 +241,7 @@ fn a_failure_in_one_table_leaves_the_others_correct() {
         {"action": "ReplaceRoute", "params": {"RouteTableId": t[1]}, "fault": "unauthorized",
          "message": DENIED, "count": -1},
     ]));
-    let (_, r) = call(
-        host(&a),
-        "vip_claim",
-        &ec2_cfg(&ec2, "timeout_ms=8000"),
-        8000,
-    );
+    let r = claim_through(&a, &ec2);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(kind(&r), "permission", "{r}");
     let acts: Vec<&str> = t
@@ -573,12 +569,7 @@ fn a_replace_refused_for_its_own_reason_reports_that_reason() {
         {"action": "CreateRoute", "fault": "ec2_error", "code": "RouteAlreadyExists",
          "message": "The route identified by 192.168.240.10/32 already exists.", "count": -1},
     ]));
-    let (_, r) = call(
-        host(&a),
-        "vip_claim",
-        &ec2_cfg(&ec2, "timeout_ms=8000"),
-        8000,
-    );
+    let r = claim_through(&a, &ec2);
     assert_eq!(r["ok"], false, "{r}");
     let t = table(&r, &w.route_tables[0]);
     assert_eq!(t["action"], "failed", "{r}");
