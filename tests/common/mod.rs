@@ -501,11 +501,16 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    pub fn start(upstream: &str) -> FaultProxy {
+    /// `faultproxy.py --upstream <upstream>`, to which `start_tls` adds its options.
+    fn command(upstream: &str) -> Command {
         let mut cmd = Command::new(python());
         cmd.arg(repo().join("tests/support/faultproxy.py"))
             .args(["--upstream", upstream]);
-        let (child, port) = spawn_with_port(&mut cmd, "faultproxy.py");
+        cmd
+    }
+
+    pub fn start(upstream: &str) -> FaultProxy {
+        let (child, port) = spawn_with_port(&mut Self::command(upstream), "faultproxy.py");
         FaultProxy {
             child,
             port,
@@ -522,10 +527,8 @@ impl FaultProxy {
             .status()
             .expect("tlscerts.py runs");
         assert!(made.success(), "tlscerts.py failed: {made}");
-        let mut cmd = Command::new(python());
-        cmd.arg(repo().join("tests/support/faultproxy.py"))
-            .args(["--upstream", upstream])
-            .arg("--tls-cert")
+        let mut cmd = Self::command(upstream);
+        cmd.arg("--tls-cert")
             .arg(dir.join("server.pem"))
             .arg("--tls-key")
             .arg(dir.join("server.key"));
@@ -691,7 +694,6 @@ impl Node {
     }
 }
 
-/// The target per table of a result (`None` = absent), in the result's order.
 /// The entry of route table `id` in a result (the order of `route_tables` is not the world's).
 pub fn table<'a>(r: &'a Value, id: &str) -> &'a Value {
     r["route_tables"]
@@ -700,6 +702,7 @@ pub fn table<'a>(r: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no table {id} in {r}"))
 }
 
+/// The target per table of a result (`None` = absent), in the result's order.
 pub fn targets(result: &Value) -> Vec<Option<String>> {
     result["route_tables"]
         .as_array()
