@@ -52,6 +52,8 @@ test: deps
 	$(PY) -m unittest discover -s tests/lab -v
 	$(VENV)/bin/cfn-lint examples/cloudformation.yaml
 	$(PY) -m json.tool examples/iam-policy.json >/dev/null
+	$(PY) -m unittest discover -s tests/examples -v
+	$(PY) -m unittest discover -s tests/dist -v
 	$(MAKE) --no-print-directory fuzz-replay
 	$(MAKE) --no-print-directory bench-smoke
 
