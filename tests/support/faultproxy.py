@@ -6,7 +6,7 @@ in the config (EC2) or `AWS_EC2_METADATA_SERVICE_ENDPOINT` (IMDS). Every request
 against a list of rules, in order; the first rule that matches and still has a count left
 decides what happens to it. A request no rule takes is forwarded unchanged.
 
-    faultproxy.py --upstream http://127.0.0.1:5000 [--port 0] [--script rules.json]
+    faultproxy.py --upstream http://127.0.0.1:5000 [--port 0] [--script rules.json] [--model JSON|@file]
 
 Prints "PORT <n>" on stdout once listening. With --tls-cert and --tls-key it also serves the
 same rules over HTTPS on a second port and prints "TLSPORT <n>" on the next line (the control
@@ -20,6 +20,12 @@ Control API (paths under /_ are never forwarded):
     DELETE /_faults         no rules: forward everything
     GET    /_log            JSON list, one entry per request seen (control requests excluded)
     DELETE /_log            empty the log
+    POST   /_model          body: model config (JSON object); turns the EC2 model on with fresh
+                            state, replacing any model before it; answers as GET
+    GET    /_model          {"enabled": true, "config", counters, bucket levels} or
+                            {"enabled": false, "config": null}
+    DELETE /_model          the model off: plain forwarding again
+A control request that is not valid answers 400 {"error": "..."} and changes nothing.
 
 A rule (JSON object):
     match, all optional, all must hold:
@@ -53,15 +59,41 @@ A rule (JSON object):
 A log entry: {"seq", "t" (s since start), "method", "path", "action", "params" (EC2 form
 parameters, never headers: credentials and tokens travel in headers), "fault" (rule name or
 fault, null when forwarded untouched), "status" (HTTP status answered, or "reset", "close",
-"hang"), "ms"}.
+"hang"), "ms"}; with the model on, "fault" is "model:throttle" for a request it throttled and
+"stale": [ids] lists the resources a describe answered with an older version.
+
+The EC2 model (off by default; docs/ec2-model.md has every parameter, its default and source).
+It stands for what moto lacks and real EC2 does (/work/shared/docs/real-world-ec2.md), and sees
+only EC2 requests (an Action parameter, not signed for another service) that no rule took:
+  - token buckets per account (one proxy = one account) and region, one per API action, sized by
+    the action's category (non_mutating 100 + 20/s, unfiltered_describe 50 + 10/s, mutating
+    50 + 5/s, private_ip 100 + 5/s); an empty bucket answers RequestLimitExceeded (HTTP 503) and
+    the request never reaches the upstream;
+  - eventual consistency: after CreateRoute/ReplaceRoute/DeleteRoute on a route table, answers
+    to DescribeRouteTables that include it show its previous state for a window drawn from
+    [min_ms, max_ms] (or a fixed stale_ms); the last write wins;
+  - service latency: each request waits latency_ms in its own thread before it is forwarded (and
+    answer_latency_ms before its answer), so parallel requests wait in parallel.
+A config (every key optional; GET /_model's "config" is this shape with the defaults filled in):
+    {"seed": 7,
+     "throttle": true | false | {"enabled": true,
+                  "categories": {"mutating": {"size": 50, "refill": 5}, ...},
+                  "actions": {"ReplaceRoute": "mutating", "DescribeVpcs": {"size": 5, "refill": 1}},
+                  "throttled_consumes": false, "refill_mode": "second" | "continuous"},
+     "consistency": true | false | {"stale_ms": 800} | {"min_ms": 0, "max_ms": 1000},
+     "latency_ms": 0 | 200 | [50, 150], "answer_latency_ms": 0 | [min, max]}
 
 The EC2 error body is what EC2 sends:
 <Response><Errors><Error><Code>..</Code><Message>..</Message></Error></Errors><RequestID>..</RequestID></Response>
 """
 
 import argparse
+import copy
 import http.client
 import json
+import math
+import random
+import re
 import socket
 import ssl
 import struct
@@ -70,6 +102,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
 
@@ -110,6 +143,14 @@ class State:
         self.seq = 0
         self.started = time.monotonic()
         self.expired_tokens = set()
+        self.model = None  # a Model while the EC2 model is on
+
+    def set_model(self, cfg):
+        """cfg: a checked model config (a new model, fresh state) or None (off)."""
+        model = Model(cfg, self.upstream) if cfg is not None else None
+        with self.lock:
+            self.model = model
+        return model
 
     def set_rules(self, rules, append=False):
         checked = [check_rule(r) for r in rules]
@@ -182,6 +223,464 @@ def ec2_error_xml(code, message):
     ).encode()
 
 
+# -- the EC2 model (off unless --model or POST /_model) ---------------------------------------
+# Numbers: /work/shared/docs/real-world-ec2.md (AWS's EC2 throttling documentation); docs/ec2-model.md.
+
+DEFAULT_CATEGORIES = {
+    "non_mutating": {"size": 100, "refill": 20},
+    "unfiltered_describe": {"size": 50, "refill": 10},
+    "mutating": {"size": 50, "refill": 5},
+    "private_ip": {"size": 100, "refill": 5},
+}
+DEFAULT_ACTIONS = {
+    "DescribeInstances": "unfiltered_describe",
+    "DescribeNetworkInterfaces": "unfiltered_describe",
+    "AssignPrivateIpAddresses": "private_ip",
+    "UnassignPrivateIpAddresses": "private_ip",
+}
+NON_MUTATING_PREFIXES = ("Describe", "Get", "List", "Search")
+DEFAULT_WINDOW_MS = (0.0, 1000.0)  # AWS gives no bound: an assumption, see docs/ec2-model.md
+SNAPSHOT_DATE = "20260101"  # moto reads only the credential scope; it checks no signature
+CREDENTIAL_RE = re.compile(r"Credential=([^/\s,]+)/[0-9]{8}/([^/\s,]+)/([^/\s,]+)/")
+
+
+class Kind:
+    """A kind of EC2 resource whose describes the model can answer stale.
+
+    Route tables only for now; network interfaces (networkInterfaceSet / networkInterfaceId,
+    AssignPrivateIpAddresses by NetworkInterfaceId) or addresses (addressesSet / allocationId,
+    AssociateAddress by AllocationId) would be one more entry in KINDS."""
+
+    def __init__(self, name, describe, set_tag, id_tag, id_param, mutations):
+        self.name = name
+        self.describe = describe  # the describe action whose answers are rewritten
+        self.set_tag = set_tag  # the answer's list element, one <item> per resource
+        self.id_tag = id_tag  # the item's id element
+        self.id_param = id_param  # the describe's parameter that selects one resource
+        self.mutations = mutations  # mutating action -> request parameter naming the resource
+
+
+KINDS = [
+    Kind("route_table", "DescribeRouteTables", "routeTableSet", "routeTableId", "RouteTableId.1",
+         {"CreateRoute": "RouteTableId", "ReplaceRoute": "RouteTableId", "DeleteRoute": "RouteTableId"}),
+]
+KIND_BY_DESCRIBE = {k.describe: k for k in KINDS}
+KIND_BY_MUTATION = {a: (k, p) for k in KINDS for a, p in k.mutations.items()}
+
+
+def _number(v, what, minimum=0.0):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < minimum:
+        raise ValueError(f"{what} must be a number >= {minimum:g}, not {v!r}")
+    return v
+
+
+def _keys(obj, allowed, what):
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what} must be a JSON object, not {obj!r}")
+    unknown = set(obj) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)} in {what}; known: {sorted(allowed)}")
+
+
+def _bucket_spec(v, what):
+    _keys(v, ("size", "refill"), what)
+    if "size" not in v or "refill" not in v:
+        raise ValueError(f"{what} needs both \"size\" and \"refill\"")
+    size = _number(v["size"], f"{what}.size", 1)
+    return {"size": size, "refill": _number(v["refill"], f"{what}.refill")}
+
+
+def _range_ms(v, what):
+    """A latency: a number of ms, or [min, max] drawn uniformly."""
+    if isinstance(v, list):
+        if len(v) != 2:
+            raise ValueError(f"{what} is a number of ms or [min_ms, max_ms], not {v!r}")
+        lo, hi = (_number(x, what) for x in v)
+    else:
+        lo = hi = _number(v, what)
+    if lo > hi:
+        raise ValueError(f"{what}: min {lo} is above max {hi}")
+    return [lo, hi]
+
+
+def check_model(cfg):
+    """Validates a model configuration; returns it normalized (every default filled in, in the
+    shape POST /_model accepts, so GET's "config" can be posted back)."""
+    _keys(cfg, ("seed", "throttle", "consistency", "latency_ms", "answer_latency_ms"), "the model")
+    seed = cfg.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an integer or null, not {seed!r}")
+    th = cfg.get("throttle", True)
+    if isinstance(th, bool):
+        th = {"enabled": th}
+    _keys(th, ("enabled", "categories", "actions", "throttled_consumes", "refill_mode"), "throttle")
+    cats = {k: dict(v) for k, v in DEFAULT_CATEGORIES.items()}
+    given = th.get("categories", {})
+    _keys(given, list(given), "throttle.categories")
+    for name, spec in given.items():
+        base = dict(cats.get(name, {}))
+        _keys(spec, ("size", "refill"), f"throttle.categories.{name}")
+        base.update(spec)
+        cats[name] = _bucket_spec(base, f"throttle.categories.{name}")
+    actions = dict(DEFAULT_ACTIONS)
+    given = th.get("actions", {})
+    _keys(given, list(given), "throttle.actions")
+    for action, v in given.items():
+        if isinstance(v, str):
+            if v not in cats:
+                raise ValueError(f"throttle.actions.{action}: unknown category {v!r}; known: {sorted(cats)}")
+            actions[action] = v
+        else:
+            actions[action] = _bucket_spec(v, f"throttle.actions.{action}")
+    mode = th.get("refill_mode", "second")
+    if mode not in ("second", "continuous"):
+        raise ValueError(f"throttle.refill_mode is \"second\" or \"continuous\", not {mode!r}")
+    consumes = th.get("throttled_consumes", False)
+    enabled = th.get("enabled", True)
+    for k, v in (("throttle.throttled_consumes", consumes), ("throttle.enabled", enabled)):
+        if not isinstance(v, bool):
+            raise ValueError(f"{k} must be true or false, not {v!r}")
+    co = cfg.get("consistency", True)
+    if isinstance(co, bool):
+        co = {"enabled": co}
+    _keys(co, ("enabled", "stale_ms", "min_ms", "max_ms"), "consistency")
+    if "stale_ms" in co and ("min_ms" in co or "max_ms" in co):
+        raise ValueError("consistency: give either stale_ms (a fixed window) or min_ms/max_ms, not both")
+    if "stale_ms" in co:
+        lo = hi = _number(co["stale_ms"], "consistency.stale_ms")
+    else:
+        lo = _number(co.get("min_ms", DEFAULT_WINDOW_MS[0]), "consistency.min_ms")
+        hi = _number(co.get("max_ms", max(lo, DEFAULT_WINDOW_MS[1])), "consistency.max_ms")
+        if lo > hi:
+            raise ValueError(f"consistency: min_ms {lo} is above max_ms {hi}")
+    co_enabled = co.get("enabled", True)
+    if not isinstance(co_enabled, bool):
+        raise ValueError(f"consistency.enabled must be true or false, not {co_enabled!r}")
+    return {
+        "seed": seed,
+        "throttle": {"enabled": enabled, "categories": cats, "actions": actions,
+                     "throttled_consumes": consumes, "refill_mode": mode},
+        "consistency": {"enabled": co_enabled, "min_ms": lo, "max_ms": hi},
+        "latency_ms": _range_ms(cfg.get("latency_ms", 0), "latency_ms"),
+        "answer_latency_ms": _range_ms(cfg.get("answer_latency_ms", 0), "answer_latency_ms"),
+    }
+
+
+def load_model_arg(text):
+    """--model JSON or --model @file."""
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as f:
+            text = f.read()
+    return check_model(json.loads(text))
+
+
+class Bucket:
+    def __init__(self, category, size, refill, now):
+        self.category = category
+        self.size = size
+        self.refill = refill
+        self.level = float(size)  # a bucket starts full
+        self.anchor = now  # "second" mode: tokens arrive at anchor + 1 s, + 2 s, ...
+        self.last = now
+
+    def advance(self, now, mode):
+        if mode == "second":
+            gained = (math.floor(now - self.anchor) - math.floor(self.last - self.anchor)) * self.refill
+        else:
+            gained = (now - self.last) * self.refill
+        self.last = now
+        if gained > 0:
+            self.level = min(float(self.size), self.level + gained)
+
+
+class Version:
+    def __init__(self, visible_from, item):
+        self.visible_from = visible_from  # monotonic seconds; 0 = always visible
+        self.item = item  # the resource's <item> element, as moto described it
+
+
+class Resource:
+    """What the model knows of one resource: versions oldest first, writes under way."""
+
+    def __init__(self):
+        self.versions = []
+        self.writing = 0
+        self.lock = threading.Lock()  # serializes snapshot / write / snapshot per resource
+
+    def pending(self, now):
+        return self.writing > 0 or (bool(self.versions) and self.versions[-1].visible_from > now)
+
+    def visible(self, now):
+        """The newest version visible at `now` (None when none is known)."""
+        for v in reversed(self.versions):
+            if v.visible_from <= now:
+                return v
+        return None
+
+
+def _ns_tag(root, tag):
+    return root.tag[: root.tag.index("}") + 1] + tag if root.tag.startswith("{") else tag
+
+
+class Model:
+    """EC2 as documented, in front of moto: token buckets, eventual consistency, latency.
+
+    One lock (`self.lock`) guards every bucket, version and counter; nothing sleeps or waits on
+    the network while holding it. A resource's own lock orders its writes and snapshots."""
+
+    def __init__(self, cfg, upstream):
+        self.cfg = cfg
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.rng = random.Random(cfg["seed"])
+        self.started = time.monotonic()
+        self.buckets = {}  # (region, action) -> Bucket
+        self.resources = {}  # (region, kind name, id) -> Resource
+        self.requests = {}
+        self.throttled = {}
+        self.stale = {}
+        self.clamped = 0
+        self.snapshots = 0
+        self.snapshot_failures = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def enter(self, action):
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.requests[action] = self.requests.get(action, 0) + 1
+
+    def leave(self):
+        with self.lock:
+            self.in_flight -= 1
+
+    def draw_ms(self, span):
+        lo, hi = span
+        if hi <= 0:
+            return 0.0
+        with self.lock:
+            return lo if lo == hi else self.rng.uniform(lo, hi)
+
+    # -- throttling -------------------------------------------------------------------------
+    def category(self, action):
+        th = self.cfg["throttle"]
+        v = th["actions"].get(action)
+        if isinstance(v, dict):
+            return "action", v
+        if v is None:
+            v = "non_mutating" if action.startswith(NON_MUTATING_PREFIXES) else "mutating"
+        return v, th["categories"][v]
+
+    def admit(self, region, action):
+        """Takes a token from the action's bucket; False when EC2 would throttle."""
+        th = self.cfg["throttle"]
+        if not th["enabled"]:
+            return True
+        now = time.monotonic()
+        with self.lock:
+            b = self.buckets.get((region, action))
+            if b is None:
+                name, spec = self.category(action)
+                b = self.buckets[(region, action)] = Bucket(name, spec["size"], spec["refill"], now)
+            b.advance(now, th["refill_mode"])
+            if b.level >= 1.0:
+                b.level -= 1.0
+                return True
+            if th["throttled_consumes"]:
+                # A throttled call still spends a token: the bucket goes into debt (at most one
+                # bucketful), so a client that hammers it waits longer than one that backs off.
+                b.level = max(-float(b.size), b.level - 1.0)
+            self.throttled[action] = self.throttled.get(action, 0) + 1
+            return False
+
+    # -- eventual consistency ---------------------------------------------------------------
+    def snapshot(self, cred, kind, rid):
+        """The resource's <item> as moto holds it now, asked directly (not through the proxy,
+        so it spends no token and is not logged); None if moto does not describe it."""
+        akid, region, token = cred
+        body = urllib.parse.urlencode({"Action": kind.describe, "Version": "2016-11-15", kind.id_param: rid})
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            # moto picks the account from the access key and the region from the scope.
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={akid}/{SNAPSHOT_DATE}/{region}/ec2/aws4_request, "
+                             "SignedHeaders=host, Signature=0",
+        }
+        if token:
+            headers["X-Amz-Security-Token"] = token
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        try:
+            conn.request("POST", "/", body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                return None
+            root = ET.fromstring(data)
+        except (OSError, http.client.HTTPException, ET.ParseError):
+            return None
+        finally:
+            conn.close()
+        set_el = root.find(_ns_tag(root, kind.set_tag))
+        for item in set_el if set_el is not None else ():
+            if item.findtext(_ns_tag(root, kind.id_tag)) == rid:
+                return item
+        return None
+
+    def mutate(self, cred, kind, rid, forward):
+        """Carries out a write to one resource (forward() -> (status, reason, headers, data)),
+        recording the state before it (if unknown) and after it as versions."""
+        key = (cred[1], kind.name, rid)
+        with self.lock:
+            res = self.resources.setdefault(key, Resource())
+        with res.lock:
+            now = time.monotonic()
+            with self.lock:
+                if not res.pending(now):
+                    # Settled: forget the history so the state before this write is read
+                    # afresh (moto may have been changed behind the proxy's back).
+                    res.versions = []
+                need_base = not res.versions
+                res.writing += 1
+            try:
+                if need_base:
+                    item = self.snapshot(cred, kind, rid)
+                    with self.lock:
+                        self.snapshots += 1
+                        if item is None:
+                            self.snapshot_failures += 1
+                        elif not res.versions:
+                            res.versions.append(Version(0.0, item))
+                result = forward()
+                if 200 <= result[0] < 300:
+                    item = self.snapshot(cred, kind, rid)
+                    co = self.cfg["consistency"]
+                    with self.lock:
+                        self.snapshots += 1
+                        if item is None:
+                            self.snapshot_failures += 1
+                        else:
+                            lo, hi = co["min_ms"], co["max_ms"]
+                            window = (lo if lo == hi else self.rng.uniform(lo, hi)) / 1000.0
+                            now = time.monotonic()
+                            last = res.versions[-1].visible_from if res.versions else 0.0
+                            if last > now + window:
+                                self.clamped += 1  # the last write wins: never visible before an earlier one
+                            res.versions.append(Version(max(now + window, last), item))
+                            self.compact(res, now)
+                return result
+            finally:
+                with self.lock:
+                    res.writing -= 1
+
+    @staticmethod
+    def compact(res, now):
+        """Keeps the newest visible version and the pending ones (lock held)."""
+        newest = None
+        for i, v in enumerate(res.versions):
+            if v.visible_from <= now:
+                newest = i
+        if newest:
+            del res.versions[:newest]
+
+    def rewrite(self, kind, region, data):
+        """Substitutes, in a describe answer, each resource that has a write not yet visible
+        with its newest visible version. Returns (data, [ids answered stale])."""
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError:
+            return data, []
+        set_el = root.find(_ns_tag(root, kind.set_tag))
+        if set_el is None:
+            return data, []
+        id_tag = _ns_tag(root, kind.id_tag)
+        now = time.monotonic()
+        subs = {}
+        with self.lock:
+            for item in set_el:
+                rid = item.findtext(id_tag)
+                res = self.resources.get((region, kind.name, rid))
+                if res is None or not res.pending(now):
+                    continue
+                v = res.visible(now)
+                if v is not None:
+                    subs[rid] = v.item
+                    self.stale[rid] = self.stale.get(rid, 0) + 1
+        if not subs:
+            return data, []
+        for i, item in enumerate(list(set_el)):
+            rid = item.findtext(id_tag)
+            if rid in subs:
+                set_el[i] = copy.deepcopy(subs[rid])
+        decl = b""
+        if data.lstrip().startswith(b"<?xml"):
+            head = data.lstrip()
+            decl = head[: head.index(b"?>") + 2] + b"\n"
+        ns = root.tag[1: root.tag.index("}")] if root.tag.startswith("{") else None
+        try:
+            text = ET.tostring(root, encoding="unicode", default_namespace=ns)
+        except ValueError:  # an element outside the namespace: serialize with prefixes
+            text = ET.tostring(root, encoding="unicode")
+        return decl + text.encode("utf-8"), sorted(subs)
+
+    # -- GET /_model ------------------------------------------------------------------------
+    def stats(self):
+        now = time.monotonic()
+        mode = self.cfg["throttle"]["refill_mode"]
+        with self.lock:
+            buckets = {}
+            for (region, action), b in sorted(self.buckets.items()):
+                b.advance(now, mode)
+                buckets.setdefault(region, {})[action] = {
+                    "category": b.category, "level": round(b.level, 3), "size": b.size, "refill": b.refill,
+                    # "second" mode: when the next refill tokens arrive (null in continuous mode)
+                    "next_refill_ms": round((1.0 - (now - b.anchor) % 1.0) * 1000, 1) if mode == "second" else None,
+                }
+            resources = {}
+            for (region, kind, rid), res in sorted(self.resources.items()):
+                resources[rid] = {
+                    "kind": kind,
+                    "region": region,
+                    "versions": len(res.versions),
+                    "writes_in_flight": res.writing,
+                    "visible_in_ms": round(max(0.0, (res.versions[-1].visible_from - now) * 1000), 1)
+                    if res.versions else 0.0,
+                    # ms until each version not yet visible becomes visible, oldest write first
+                    "pending_ms": [round((v.visible_from - now) * 1000, 1) for v in res.versions
+                                   if v.visible_from > now],
+                }
+            return {
+                "enabled": True,
+                "config": self.cfg,
+                "since_s": round(now - self.started, 3),
+                "requests": dict(self.requests),
+                "throttled": dict(self.throttled),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "stale": dict(self.stale),
+                "clamped": self.clamped,
+                "snapshots": self.snapshots,
+                "snapshot_failures": self.snapshot_failures,
+                "buckets": buckets,
+                "resources": resources,
+            }
+
+
+def credential(headers):
+    """(access key id, region, session token) of a SigV4-signed request; moto's defaults when
+    the request carries no credential scope."""
+    m = CREDENTIAL_RE.search(headers.get("Authorization") or "")
+    akid, region = (m.group(1), m.group(2)) if m else ("AKIDEXAMPLE", "us-east-1")
+    return akid, region, headers.get("X-Amz-Security-Token")
+
+
+def signed_for_other_service(headers):
+    """True for a request signed for another service than EC2 (STS through the same moto port):
+    the EC2 model leaves it alone."""
+    m = CREDENTIAL_RE.search(headers.get("Authorization") or "")
+    return m is not None and m.group(3) != "ec2"
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -232,6 +731,18 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_log" and self.command == "DELETE":
                 with st.lock:
                     st.log = []
+                return self.send_body(200, b"{}", "application/json")
+            if path == "/_model" and self.command == "POST":
+                cfg = json.loads(body or b"{}")
+                model = st.set_model(check_model(cfg))
+                return self.send_body(200, json.dumps(model.stats()).encode(), "application/json")
+            if path == "/_model" and self.command == "GET":
+                with st.lock:
+                    model = st.model
+                out = model.stats() if model is not None else {"enabled": False, "config": None}
+                return self.send_body(200, json.dumps(out).encode(), "application/json")
+            if path == "/_model" and self.command == "DELETE":
+                st.set_model(None)
                 return self.send_body(200, b"{}", "application/json")
         except (ValueError, TypeError) as e:
             return self.send_body(400, json.dumps({"error": str(e)}).encode(), "application/json")
@@ -320,7 +831,11 @@ class Handler(BaseHTTPRequestHandler):
         token = self.headers.get(TOKEN_HEADER)
         with self.state.lock:
             token_dead = token is not None and token in self.state.expired_tokens
+            model = self.state.model
         rule = None if token_dead else self.state.take(req)
+        # The model sees EC2 requests (they name an Action) that no rule took.
+        if token_dead or rule is not None or not req["action"] or signed_for_other_service(self.headers):
+            model = None
         # Logged before the answer goes out: a client that reads /_log right after its call
         # returns must find every request it made (status and time are filled in below).
         if token_dead:
@@ -330,7 +845,10 @@ class Handler(BaseHTTPRequestHandler):
         entry["status"] = None
         self.state.record(entry)
         try:
-            outcome = self.apply(rule, body, token, token_dead)
+            if model is not None:
+                outcome = self.modelled(model, req, body, entry)
+            else:
+                outcome = self.apply(rule, body, token, token_dead)
         except (BrokenPipeError, ConnectionResetError):
             outcome = "client-gone"
             self.close_connection = True
@@ -428,6 +946,44 @@ class Handler(BaseHTTPRequestHandler):
             return 401
         raise AssertionError(fault)
 
+    def modelled(self, model, req, body, entry):
+        """Forwards an EC2 request through the model; returns the status logged."""
+        action = req["action"]
+        model.enter(action)
+        try:
+            # Service latency: each request waits in its own thread, so N at once take ~1 wait.
+            wait = model.draw_ms(model.cfg["latency_ms"])
+            if wait:
+                time.sleep(wait / 1000.0)
+            cred = credential(self.headers)
+            if not model.admit(cred[1], action):
+                with self.state.lock:
+                    entry["fault"] = "model:throttle"
+                self.send_body(503, ec2_error_xml("RequestLimitExceeded", "Request limit exceeded."),
+                               "text/xml;charset=UTF-8")
+                return 503
+            consistent = model.cfg["consistency"]["enabled"]
+            target = KIND_BY_MUTATION.get(action) if consistent else None
+            rid = req["params"].get(target[1]) if target else None
+            if rid:
+                status, _, headers, data = model.mutate(cred, target[0], rid, lambda: self.forward(body))
+            else:
+                status, _, headers, data = self.forward(body)
+            kind = KIND_BY_DESCRIBE.get(action) if consistent else None
+            encoded = any(k.lower() == "content-encoding" for k, _ in headers)
+            if kind is not None and status == 200 and not encoded:
+                data, stale = model.rewrite(kind, cred[1], data)
+                if stale:
+                    with self.state.lock:
+                        entry["stale"] = stale
+            wait = model.draw_ms(model.cfg["answer_latency_ms"])
+            if wait:
+                time.sleep(wait / 1000.0)
+            self.relay(status, headers, data)
+            return status
+        finally:
+            model.leave()
+
     def current_action(self, body):
         params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
         try:
@@ -439,6 +995,13 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog is 5: a burst of connections beyond it waits for SYN
+    # retransmits (1 s and more), which would distort bursts and latency measurements.
+    request_queue_size = 256
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of moto or an IMDS stand-in")
@@ -447,6 +1010,7 @@ def main():
     p.add_argument("--script", help="JSON file with the initial list of rules")
     p.add_argument("--tls-cert", help="PEM chain for a second, HTTPS listener")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--model", help="turn the EC2 model on: JSON config, or @file holding it (docs/ec2-model.md)")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     up = urllib.parse.urlsplit(args.upstream)
@@ -457,19 +1021,22 @@ def main():
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together")
     state = State(up)
+    if args.model:
+        try:
+            state.set_model(load_model_arg(args.model))
+        except (OSError, ValueError, TypeError) as e:
+            p.error(f"--model: {e}")
     if args.script:
         with open(args.script, encoding="utf-8") as f:
             state.set_rules(json.load(f))
     Handler.state = state
     Handler.verbose = args.verbose
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = Server((args.host, args.port), Handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        tls = ThreadingHTTPServer((args.host, 0), Handler)
-        tls.daemon_threads = True
+        tls = Server((args.host, 0), Handler)
         tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
         threading.Thread(target=tls.serve_forever, daemon=True).start()
         print(f"TLSPORT {tls.server_address[1]}", flush=True)
