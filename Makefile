@@ -50,6 +50,7 @@ test: deps
 	$(PY) tests/objectscript/parse_check.py objectscript
 	$(PY) -m unittest discover -s tests/objectscript
 	$(PY) -m unittest discover -s tests/install -v
+	$(PY) -m unittest discover -s tests/support -p 'test_*.py' -v
 	$(PY) -m unittest discover -s tests/lab -v
 	$(VENV)/bin/cfn-lint examples/cloudformation.yaml
 	$(PY) -m json.tool examples/iam-policy.json >/dev/null

@@ -6,7 +6,9 @@ use crate::aws::session::Session;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::local;
-use crate::ops::{check_tables, default_vip, fill_tables, outside_vpc, read_round};
+use crate::ops::{
+    check_tables, default_vip, fill_tables, outside_vpc, read_round, vip_label, without_edge_tables,
+};
 use crate::plan::{self, RouteView};
 use crate::report::{CheckItem, CheckStatus, Holder, LocalReport, Report};
 use futures_util::future::join_all;
@@ -96,6 +98,7 @@ async fn checks(
             cfg.region.as_deref(),
             cfg.endpoint.as_deref(),
             cfg.eni.as_deref(),
+            deadline,
         )
         .await
     {
@@ -120,10 +123,12 @@ async fn checks(
         ),
     ));
 
-    let on_label = local::ipv4_on_label(&cfg.interface);
+    // The VIP's label: as configured, else `<device>:1` of the device with our ENI's MAC.
+    let label = vip_label(cfg, &me);
+    let on_label = local::addresses(&label);
     let vip = match cfg.vip {
         Some(v) => v,
-        None => match default_vip(&cfg.interface, &on_label, &mut report.warnings) {
+        None => match default_vip(&label, &on_label, &mut report.warnings) {
             Ok(v) => v,
             Err(e) => {
                 items.push(failed(
@@ -137,34 +142,36 @@ async fn checks(
         },
     };
     report.vip = Some(vip.to_string());
-    let present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr));
+    let present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr()));
     report.local = Some(LocalReport {
-        interface: cfg.interface.clone(),
+        interface: label.clone(),
         vip_present: present,
     });
     items.push(if present {
         item(
             "vip_local",
             CheckStatus::Pass,
-            format!("{} carries {vip}", cfg.interface),
+            format!("{} carries {vip}", label),
         )
     } else {
         warned(
             "vip_local",
             format!(
                 "{vip} is not on label {} of this host: after a claim nothing here answers",
-                cfg.interface
+                label
             ),
             Some(format!(
                 "ip addr add {}/32 dev eth0 label {} (and make it persistent: ifcfg or netplan)",
-                vip.addr, cfg.interface
+                vip.addr(),
+                label
             )),
         )
     });
 
     let dest = vip.to_string();
     // The preflight reads everything fresh.
-    let (cidrs, tables, eni_info) = read_round(&client, cfg, &me, &dest, None, true).await;
+    let (cidrs, tables, eni_info) =
+        read_round(&client, cfg, &me, &dest, None, true, deadline).await;
     let Some(eni_info) = eni_info else {
         return Err(Error::internal("the read round skipped the ENI"));
     };
@@ -212,6 +219,7 @@ async fn checks(
         ),
     });
 
+    let tables = tables.map(|t| without_edge_tables(t, &cfg.selection, &mut report.warnings));
     let tables = match tables.and_then(|t| check_tables(&t, &cfg.selection, &me).map(|()| t)) {
         Ok(t) => t,
         Err(e) => {

@@ -3,7 +3,7 @@
 //! a typo must never silently change which routes move.
 
 use crate::error::{quote, Error, Result};
-use crate::net::{Ipv4Net, NetParseError};
+use crate::net::{IpNet, NetParseError};
 use std::time::Duration;
 
 /// Default deadline of a whole call.
@@ -12,8 +12,24 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
 /// Longest settle time accepted.
 pub const MAX_SETTLE_MS: u64 = 60_000;
-/// Default address label carrying the VIP (as the overlay-IP setups configure it).
+/// The address label carrying the VIP when no device carries our ENI's MAC (or the MAC is
+/// unknown): what the overlay-IP setups configured on hosts whose first device is `eth0`.
 pub const DEFAULT_INTERFACE: &str = "eth0:1";
+/// Default cap on mutating requests in flight: EC2's mutating bucket holds 50 tokens, so a
+/// claim of up to 50 tables goes out in one round on an account nothing else is spending.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 50;
+/// Largest cap accepted.
+pub const MAX_IN_FLIGHT: u64 = 1000;
+
+/// Which tables a claim writes (the contract's `write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Every selected table: EC2 reads are eventually consistent, so a read that shows the
+    /// route already at us may be stale (a failover claim).
+    Always,
+    /// Only tables that do not read as ours: no mutating call for those (the periodic re-assert).
+    Changed,
+}
 
 /// Which route tables a call acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +45,11 @@ pub enum Selection {
 /// Settings of one call, validated as far as possible without AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The overlay address; `None` = the IPv4 address labelled `interface` on this host.
-    pub vip: Option<Ipv4Net>,
-    pub interface: String,
+    /// The overlay address (IPv4, or IPv6 in `mode=route`); `None` = the IPv4 address
+    /// labelled `interface` on this host.
+    pub vip: Option<IpNet>,
+    /// The VIP's address label; `None` = the `:1` label of the device carrying our ENI.
+    pub interface: Option<String>,
     pub selection: Selection,
     pub eni: Option<String>,
     pub region: Option<String>,
@@ -44,13 +62,17 @@ pub struct Config {
     /// Check only: probe IAM permissions with EC2's DryRun (`probe`) or not (`skip`, for
     /// emulators such as moto that ignore DryRun and would really change routes).
     pub probe_permissions: bool,
+    /// Claim only: which tables are written.
+    pub write: WriteMode,
+    /// At most this many mutating requests in flight at once (EC2 throttles per account).
+    pub max_in_flight: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             vip: None,
-            interface: DEFAULT_INTERFACE.to_owned(),
+            interface: None,
             selection: Selection::AllInVpc,
             eni: None,
             region: None,
@@ -59,11 +81,13 @@ impl Default for Config {
             dry_run: false,
             settle: Duration::ZERO,
             probe_permissions: true,
+            write: WriteMode::Always,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
     "vip",
     "interface",
     "route_tables",
@@ -75,6 +99,8 @@ const KEYS: [&str; 11] = [
     "dry_run",
     "settle_ms",
     "permissions",
+    "write",
+    "max_in_flight",
 ];
 
 /// Parses the raw config bytes (what IRIS passed, up to the first NUL).
@@ -122,7 +148,7 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
         }
         match known {
             "vip" => cfg.vip = Some(parse_vip(value)?),
-            "interface" => cfg.interface = parse_interface(value)?,
+            "interface" => cfg.interface = Some(parse_interface(value)?),
             "route_tables" => tables = Some(parse_table_ids(value)?),
             "route_table_tag" => tag = Some(parse_tag(value)?),
             "eni" => cfg.eni = Some(parse_id(known, "eni-", value)?),
@@ -131,6 +157,20 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
             "timeout_ms" => cfg.timeout = parse_ms(known, value, 1, MAX_TIMEOUT_MS)?,
             "settle_ms" => cfg.settle = parse_ms(known, value, 0, MAX_SETTLE_MS)?,
             "dry_run" => cfg.dry_run = parse_flag(known, value)?,
+            "write" => {
+                cfg.write = match value {
+                    "always" => WriteMode::Always,
+                    "changed" => WriteMode::Changed,
+                    _ => {
+                        return Err(Error::config(format!(
+                        "write {} must be always (a failover claim writes every table) or changed \
+                             (the re-assert skips tables that read as ours)",
+                        quote(value)
+                    )))
+                    }
+                }
+            }
+            "max_in_flight" => cfg.max_in_flight = parse_count(known, value, 1, MAX_IN_FLIGHT)?,
             "permissions" => {
                 cfg.probe_permissions = match value {
                     "probe" => true,
@@ -164,17 +204,17 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
     Ok(cfg)
 }
 
-/// `a.b.c.d` or `a.b.c.d/32`. A well-formed prefix other than /32 is a validation error:
-/// AWS would silently widen such a route to a whole range.
-pub fn parse_vip(value: &str) -> Result<Ipv4Net> {
+/// `a.b.c.d` or `a.b.c.d/32`, or an IPv6 address (`/128`). A well-formed prefix other than a
+/// single address is a validation error: AWS would silently widen such a route to a whole range.
+pub fn parse_vip(value: &str) -> Result<IpNet> {
     // The parse error holds the whole text: quote it shortened instead, as for every key.
-    let net: Ipv4Net = value.parse().map_err(|e| {
+    let net: IpNet = value.parse().map_err(|e| {
         let what = match e {
-            NetParseError::Address(_) => "is not an IPv4 address",
+            NetParseError::Address(_) => "is not an IP address",
             NetParseError::Prefix(_) => "has an invalid prefix length",
         };
         Error::config(format!(
-            "vip {} {what}; give the overlay address as a.b.c.d or a.b.c.d/32",
+            "vip {} {what}; give the overlay address as a.b.c.d or a.b.c.d/32 (IPv6: x:y::z or x:y::z/128)",
             quote(value)
         ))
     })?;
@@ -182,12 +222,13 @@ pub fn parse_vip(value: &str) -> Result<Ipv4Net> {
     Ok(net)
 }
 
-/// The VIP must be one address: a /32 route.
-pub fn check_host_route(net: Ipv4Net) -> Result<()> {
-    if net.prefix != 32 {
+/// The VIP must be one address: a /32 (IPv4) or /128 (IPv6) route.
+pub fn check_host_route(net: IpNet) -> Result<()> {
+    if net.prefix() != net.host_prefix() {
         return Err(Error::validation(format!(
-            "vip {net} is a /{} network; the VIP must be a single address (/32)",
-            net.prefix
+            "vip {net} is a /{} network; the VIP must be a single address (/{})",
+            net.prefix(),
+            net.host_prefix()
         )));
     }
     Ok(())
@@ -294,6 +335,20 @@ fn parse_ms(key: &str, value: &str, min: u64, max: u64) -> Result<Duration> {
     }
 }
 
+fn parse_count(key: &str, value: &str, min: u64, max: u64) -> Result<usize> {
+    let n = value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n) && value.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| usize::try_from(n).ok());
+    n.ok_or_else(|| {
+        Error::config(format!(
+            "{key} {} must be a whole number from {min} to {max}",
+            quote(value)
+        ))
+    })
+}
+
 fn parse_flag(key: &str, value: &str) -> Result<bool> {
     match value {
         "1" => Ok(true),
@@ -337,7 +392,7 @@ mod tests {
             c.vip.map(|v| v.to_string()).as_deref(),
             Some("192.168.240.10/32")
         );
-        assert_eq!(c.interface, "eth1:7");
+        assert_eq!(c.interface.as_deref(), Some("eth1:7"));
         assert_eq!(
             c.selection,
             Selection::Ids(vec!["rtb-0a1".into(), "rtb-2b3".into()])
@@ -351,12 +406,30 @@ mod tests {
         assert_eq!(ok("settle_ms=0").settle, Duration::ZERO);
         assert!(!ok("permissions=skip").probe_permissions);
         assert!(ok("").probe_permissions);
+        assert_eq!(ok("").write, WriteMode::Always);
+        assert_eq!(ok("write=changed").write, WriteMode::Changed);
+        assert_eq!(ok("write=always").write, WriteMode::Always);
+        assert_eq!(ok("").max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(ok("max_in_flight=4").max_in_flight, 4);
     }
 
     #[test]
     fn plain_vip_is_a_host_route_and_crlf_is_blank() {
         let c = ok("vip=10.99.0.1\r\n");
-        assert_eq!(c.vip.map(|v| v.prefix), Some(32));
+        assert_eq!(c.vip.map(|v| v.prefix()), Some(32));
+    }
+
+    #[test]
+    fn an_ipv6_vip_is_a_128_route() {
+        let c = ok("vip=FD00:EC2::10");
+        assert_eq!(
+            c.vip.map(|v| v.to_string()).as_deref(),
+            Some("fd00:ec2::10/128")
+        );
+        assert_eq!(ok("vip=fd00:ec2::10/128").vip, ok("vip=fd00:ec2::10").vip);
+        assert_eq!(err(b"vip=fd00:ec2::/64").kind, ErrorKind::Validation);
+        assert!(err(b"vip=fd00:ec2::/64").message.contains("/128"));
+        assert_eq!(err(b"vip=fd00:::1").kind, ErrorKind::Config);
     }
 
     #[test]
@@ -412,6 +485,11 @@ mod tests {
             (b"dry_run=yes", ErrorKind::Config),
             (b"settle_ms=-1", ErrorKind::Config),
             (b"permissions=maybe", ErrorKind::Config),
+            (b"write=sometimes", ErrorKind::Config),
+            (b"write=Always", ErrorKind::Config),
+            (b"max_in_flight=0", ErrorKind::Config),
+            (b"max_in_flight=1001", ErrorKind::Config),
+            (b"max_in_flight=+3", ErrorKind::Config),
             (b"settle_ms=60001", ErrorKind::Config),
             (b"interface=has space", ErrorKind::Config),
             (b"interface=waytoolonglabel:123", ErrorKind::Config),

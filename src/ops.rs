@@ -10,20 +10,18 @@ use crate::check;
 use crate::config::{self, Config, Selection};
 use crate::error::{quote, Error, Result};
 use crate::local;
-use crate::net::Ipv4Net;
+use crate::net::IpNet;
 use crate::plan::{self, RouteView, Step};
 use crate::report::{Action, ErrorReport, LocalReport, Op, Report, RouteState, TableReport};
 use crate::runtime;
 use futures_util::future::{join3, join_all};
+use futures_util::stream::{self, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::time::{sleep, timeout_at};
 
 /// How long the whole-call timer may trail the per-step timers, so a step that times out is
 /// still reported per table.
 const DEADLINE_SLACK: Duration = Duration::from_millis(25);
-/// Read-back: EC2 reads are eventually consistent; look again a few times, briefly.
-const READ_BACK_TRIES: u32 = 3;
-const READ_BACK_PAUSE: Duration = Duration::from_millis(100);
 
 /// Environment values that must never appear in a result.
 const SECRET_ENV: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
@@ -93,6 +91,7 @@ async fn run(
             cfg.region.as_deref(),
             cfg.endpoint.as_deref(),
             cfg.eni.as_deref(),
+            deadline,
         )
         .await?;
     report.region = Some(region);
@@ -100,13 +99,15 @@ async fn run(
     report.eni = Some(me.eni.clone());
     report.vpc_id = Some(me.vpc_id.clone());
 
-    let on_label = local::ipv4_on_label(&cfg.interface);
+    // The VIP's label: as configured, else `<device>:1` of the device with our ENI's MAC.
+    let label = vip_label(cfg, &me);
+    let on_label = local::addresses(&label);
     let vip = match cfg.vip {
         Some(v) => v,
-        None => default_vip(&cfg.interface, &on_label, &mut report.warnings)?,
+        None => default_vip(&label, &on_label, &mut report.warnings)?,
     };
     report.vip = Some(vip.to_string());
-    let vip_present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr));
+    let vip_present = on_label.as_ref().is_ok_and(|a| a.contains(&vip.addr()));
     let dest = vip.to_string();
 
     // A claim or release reads only what it needs on the failover's critical path: the
@@ -114,14 +115,22 @@ async fn run(
     // The ENI (SourceDestCheck) is read by status and check.
     let cached_cidrs = session.cached_cidrs(&me.vpc_id);
     let fresh_read = cached_cidrs.is_none();
-    let (cidrs, tables, eni_info) =
-        read_round(&client, cfg, &me, &dest, cached_cidrs, op == Op::Status).await;
+    let (cidrs, tables, eni_info) = read_round(
+        &client,
+        cfg,
+        &me,
+        &dest,
+        cached_cidrs,
+        op == Op::Status,
+        deadline,
+    )
+    .await;
     let cidrs = cidrs?;
     if fresh_read {
         session.remember_cidrs(&me.vpc_id, &cidrs);
     }
     outside_vpc(vip, &cidrs, &me.vpc_id)?;
-    let tables = tables?;
+    let tables = without_edge_tables(tables?, &cfg.selection, &mut report.warnings);
     check_tables(&tables, &cfg.selection, &me)?;
     let source_dest_check = match eni_info {
         Some(Ok(info)) => info.source_dest_check,
@@ -144,7 +153,7 @@ async fn run(
 
     if op == Op::Status {
         report.local = Some(LocalReport {
-            interface: cfg.interface.clone(),
+            interface: label.clone(),
             vip_present,
         });
         report.source_dest_check = Some(source_dest_check);
@@ -158,14 +167,17 @@ async fn run(
         report.warnings.push(format!(
             "{vip} is not on label {} of this host: the route will lead here but nothing answers; \
              configure the VIP on {} (ip addr add {} dev <eth> label {})",
-            cfg.interface, cfg.interface, vip.addr, cfg.interface
+            label,
+            label,
+            vip.addr(),
+            label
         ));
     }
     let steps: Vec<Step> = tables
         .iter()
         .map(|t| match op {
             Op::Release => plan::release_step(&t.route, &me.eni),
-            _ => plan::claim_step(&t.route, &me.eni),
+            _ => plan::claim_step(&t.route, &me.eni, cfg.write),
         })
         .collect();
 
@@ -186,40 +198,43 @@ async fn run(
         return Ok(());
     }
 
-    // Round 2: every mutation at once, each bounded by the deadline.
-    let (client_ref, dest_ref, eni_ref) = (&client, dest.as_str(), me.eni.as_str());
-    let actions: Vec<Result<Action>> = join_all(tables.iter().zip(&steps).map(|(t, step)| async move {
-        timeout_at(deadline, ec2::apply(client_ref, &t.id, dest_ref, eni_ref, *step))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::timeout(format!(
-                    "{}: no answer from EC2 before the deadline; the route may or may not have changed",
-                    t.id
-                )))
-            })
-    }))
-    .await;
+    let actions = mutate(&client, &tables, &steps, &dest, &me.eni, cfg, deadline).await;
+    if op == Op::Release {
+        warn_stale_release(report, &tables, &actions);
+    }
 
-    // Read-back, only when something changed: what an unchanged call saw is still current.
-    let mut routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
+    // Read-back, only where something was written: what an unchanged table showed is current.
+    let mut seen = ReadBack::unread(&tables);
     if steps.iter().any(|s| *s != Step::Keep) {
-        match read_back(&client, &tables, &steps, &actions, &dest, &me.eni, deadline).await {
-            Ok(seen) => routes = seen,
-            Err(e) => report.warnings.push(format!(
+        seen = read_back(&client, &tables, &steps, &actions, &dest, &me.eni, deadline).await;
+        if let Some(e) = &seen.error {
+            report.warnings.push(format!(
                 "read-back failed, reporting the routes as read before the change: {}",
                 e.message
-            )),
-        }
-    }
-    for ((t, route), (step, action)) in tables.iter().zip(&routes).zip(steps.iter().zip(&actions)) {
-        if action.is_ok() && !plan::step_took_effect(*step, route, &me.eni) {
-            report.warnings.push(format!(
-                "{}: read-back shows the route {} after our change; another member may have acted at the same time",
-                t.id,
-                route.target.as_deref().unwrap_or("absent")
             ));
         }
     }
+    for (i, t) in tables.iter().enumerate() {
+        if actions[i].is_err() || steps[i] == Step::Keep || seen.confirmed[i] {
+            continue;
+        }
+        let now = seen.routes[i].target.as_deref().unwrap_or("absent");
+        report.warnings.push(
+            if plan::may_be_stale(steps[i], &t.route, &seen.routes[i]) {
+                format!(
+                    "{}: EC2 accepted the change but no read showed it before the deadline (EC2 reads are \
+                     eventually consistent); the last read still shows {now}",
+                    t.id
+                )
+            } else {
+                format!(
+                    "{}: read-back shows the route {now} after our change; another member may have acted at the same time",
+                    t.id
+                )
+            },
+        );
+    }
+    let mut routes = seen.routes;
     let mut settle_error = None;
     if op == Op::Claim && !cfg.settle.is_zero() && steps.iter().any(|s| *s != Step::Keep) {
         settle_error = settle_and_reassert(
@@ -235,6 +250,15 @@ async fn run(
         .await;
     }
     fill_tables(report, &tables, &routes, Some(&actions), &me.eni);
+    for (t, (step, (action, confirmed))) in report
+        .route_tables
+        .iter_mut()
+        .zip(steps.iter().zip(actions.iter().zip(&seen.confirmed)))
+    {
+        if *step != Step::Keep && action.is_ok() {
+            t.confirmed = Some(*confirmed);
+        }
+    }
     match actions
         .iter()
         .find_map(|a| a.as_ref().err())
@@ -246,10 +270,63 @@ async fn run(
     Ok(())
 }
 
+/// Round 2: the mutations, at most `max_in_flight` at once (EC2 throttles per account; the
+/// rest wait for a slot rather than collect `RequestLimitExceeded`), each retried on
+/// throttling within the deadline. Results in table order.
+async fn mutate(
+    client: &aws_sdk_ec2::Client,
+    tables: &[TableObs],
+    steps: &[Step],
+    dest: &str,
+    eni: &str,
+    cfg: &Config,
+    deadline: tokio::time::Instant,
+) -> Vec<Result<Action>> {
+    stream::iter(tables.iter().zip(steps).map(|(t, step)| async move {
+        timeout_at(
+            deadline,
+            ec2::apply(client, &t.id, dest, eni, *step, deadline),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::timeout(format!(
+                "{}: no answer from EC2 before the deadline; the route may or may not have changed",
+                t.id
+            )))
+        })
+    }))
+    .buffered(cfg.max_in_flight.max(1))
+    .collect()
+    .await
+}
+
+/// A release deletes on the strength of its read; EC2 has no conditional delete and its reads
+/// lag writes, so a route another member claimed seconds ago can still read as ours. Say so,
+/// naming the tables, so an operator (or the other member's re-assert) can look.
+fn warn_stale_release(report: &mut Report, tables: &[TableObs], actions: &[Result<Action>]) {
+    let deleted: Vec<&str> = tables
+        .iter()
+        .zip(actions)
+        .filter(|(_, a)| matches!(a, Ok(Action::Deleted)))
+        .map(|(t, _)| t.id.as_str())
+        .collect();
+    if deleted.is_empty() {
+        return;
+    }
+    report.stale_read_risk = true;
+    report.warnings.push(format!(
+        "deleted the route in {} because a read showed it pointing here; EC2 reads are eventually consistent, \
+         so if another member claimed within the last seconds its route may be gone: its claim's read-back, \
+         settle_ms or the re-assert (write=changed) puts it back; check with status",
+        deleted.join(", ")
+    ));
+}
+
 /// After a switch: waits `settle`, reads the tables once more and re-creates routes that were
 /// deleted meanwhile. EC2 has no conditional delete, so an old holder's release that read the
 /// route before our switch can still delete it after; this closes most of that window.
-/// Routes another member took are reported, not fought over.
+/// Routes another member took, or re-created after the deletion, are reported, never fought
+/// over: the re-creation is a plain create that backs off when a route exists.
 #[allow(clippy::too_many_arguments)]
 async fn settle_and_reassert(
     client: &aws_sdk_ec2::Client,
@@ -272,7 +349,12 @@ async fn settle_and_reassert(
         .first()
         .and_then(|t| t.vpc_id.clone())
         .unwrap_or_default();
-    let seen = match timeout_at(deadline, ec2::route_tables(client, &ids, &vpc, dest)).await {
+    let seen = match timeout_at(
+        deadline,
+        ec2::route_tables(client, &ids, &vpc, dest, deadline),
+    )
+    .await
+    {
         Ok(Ok(seen)) => seen,
         Ok(Err(e)) => {
             warnings.push(format!("settle_ms: re-check failed: {}", e.message));
@@ -302,20 +384,24 @@ async fn settle_and_reassert(
     let redo = join_all(lost.iter().map(|&i| {
         timeout_at(
             deadline,
-            ec2::apply(client, &tables[i].id, dest, eni, Step::Create),
+            ec2::create_if_absent(client, &tables[i].id, dest, eni, deadline),
         )
     }))
     .await;
     let mut first_error = None;
     for (&i, outcome) in lost.iter().zip(redo) {
         match outcome {
-            Ok(Ok(_)) => {
+            Ok(Ok(true)) => {
                 warnings.push(format!("{}: the route vanished after the claim (a late release elsewhere?); re-created it", tables[i].id));
                 routes[i] = RouteView {
                     target: Some(eni.to_owned()),
                     state: RouteState::Active,
                 };
             }
+            Ok(Ok(false)) => warnings.push(format!(
+                "{}: the route vanished after the claim and another member created it again before us; left it alone",
+                tables[i].id
+            )),
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }
@@ -338,10 +424,11 @@ pub(crate) async fn read_round(
     cfg: &Config,
     me: &Identity,
     dest: &str,
-    cached: Option<Vec<Ipv4Net>>,
+    cached: Option<Vec<IpNet>>,
     with_eni: bool,
+    deadline: tokio::time::Instant,
 ) -> (
-    Result<Vec<Ipv4Net>>,
+    Result<Vec<IpNet>>,
     Result<Vec<TableObs>>,
     Option<Result<ec2::EniInfo>>,
 ) {
@@ -349,13 +436,13 @@ pub(crate) async fn read_round(
         async {
             match cached {
                 Some(c) => Ok(c),
-                None => ec2::vpc_cidrs(client, &me.vpc_id).await,
+                None => ec2::vpc_cidrs(client, &me.vpc_id, deadline).await,
             }
         },
-        ec2::route_tables(client, &cfg.selection, &me.vpc_id, dest),
+        ec2::route_tables(client, &cfg.selection, &me.vpc_id, dest, deadline),
         async {
             if with_eni {
-                Some(ec2::describe_eni(client, &me.eni).await)
+                Some(ec2::describe_eni(client, &me.eni, deadline).await)
             } else {
                 None
             }
@@ -365,8 +452,8 @@ pub(crate) async fn read_round(
 }
 
 /// The VIP must lie outside every CIDR of the VPC.
-pub(crate) fn outside_vpc(vip: Ipv4Net, cidrs: &[Ipv4Net], vpc_id: &str) -> Result<()> {
-    match cidrs.iter().find(|c| c.contains(vip.addr)) {
+pub(crate) fn outside_vpc(vip: IpNet, cidrs: &[IpNet], vpc_id: &str) -> Result<()> {
+    match cidrs.iter().find(|c| c.contains(vip.addr())) {
         Some(c) => Err(Error::validation(format!(
             "vip {vip} lies inside {c}, a CIDR of {vpc_id}: AWS refuses such a route; use an overlay address \
              outside every CIDR of the VPC"
@@ -375,17 +462,34 @@ pub(crate) fn outside_vpc(vip: Ipv4Net, cidrs: &[Ipv4Net], vpc_id: &str) -> Resu
     }
 }
 
+/// The address label that carries the VIP: `interface=` when given, else the `:1` label of the
+/// device whose MAC is our ENI's (`ens5:1` on current Nitro AMIs), else `eth0:1`.
+pub(crate) fn vip_label(cfg: &Config, me: &Identity) -> String {
+    match &cfg.interface {
+        Some(label) => label.clone(),
+        None => local::label_for_mac(me.mac.as_deref(), config::DEFAULT_INTERFACE),
+    }
+}
+
 /// The IPv4 address on the VIP label, when the config gives no `vip`.
 pub(crate) fn default_vip(
     label: &str,
-    on_label: &std::io::Result<Vec<std::net::Ipv4Addr>>,
+    on_label: &std::io::Result<Vec<std::net::IpAddr>>,
     warnings: &mut Vec<String>,
-) -> Result<Ipv4Net> {
-    let addrs = on_label.as_ref().map_err(|e| {
-        Error::config(format!(
-            "no vip= given and the addresses of this host cannot be read ({e}); give vip="
-        ))
-    })?;
+) -> Result<IpNet> {
+    let addrs: Vec<std::net::Ipv4Addr> = on_label
+        .as_ref()
+        .map_err(|e| {
+            Error::config(format!(
+                "no vip= given and the addresses of this host cannot be read ({e}); give vip="
+            ))
+        })?
+        .iter()
+        .filter_map(|a| match a {
+            std::net::IpAddr::V4(v4) => Some(*v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
     let Some(first) = addrs.first() else {
         return Err(Error::config(format!(
             "no vip= given and no IPv4 address carries the label {} on this host; give vip= or configure the label",
@@ -398,10 +502,10 @@ pub(crate) fn default_vip(
             addrs.len()
         ));
     }
-    Ok(Ipv4Net {
+    Ok(IpNet::V4(crate::net::Ipv4Net {
         addr: *first,
         prefix: 32,
-    })
+    }))
 }
 
 /// The selected tables must exist and belong to our VPC.
@@ -431,8 +535,58 @@ pub(crate) fn check_tables(tables: &[TableObs], sel: &Selection, me: &Identity) 
     Ok(())
 }
 
-/// Reads the selected tables again until every successful change shows (bounded by tries
-/// and the deadline); returns the routes seen last.
+/// The default selection (every table of the VPC) leaves out edge tables, those associated
+/// with an internet or virtual private gateway: AWS refuses a route to an overlay address
+/// there, so including them would fail every claim. Tables named by id or tag are kept (the
+/// administrator asked for them; EC2's answer will say why it can't).
+pub(crate) fn without_edge_tables(
+    tables: Vec<TableObs>,
+    sel: &Selection,
+    warnings: &mut Vec<String>,
+) -> Vec<TableObs> {
+    if *sel != Selection::AllInVpc {
+        return tables;
+    }
+    let (edge, kept): (Vec<TableObs>, Vec<TableObs>) =
+        tables.into_iter().partition(|t| t.edge_gateway.is_some());
+    for t in &edge {
+        warnings.push(format!(
+            "{} is associated with gateway {} (an edge table, where AWS refuses overlay routes); left out",
+            t.id,
+            t.edge_gateway.as_deref().unwrap_or("?")
+        ));
+    }
+    kept
+}
+
+/// What the read-back saw, per table.
+struct ReadBack {
+    /// The route as read last (before the change where nothing could be read).
+    routes: Vec<RouteView>,
+    /// A read showed the change.
+    confirmed: Vec<bool>,
+    /// The last read failed (the routes are then what earlier reads showed).
+    error: Option<Error>,
+}
+
+impl ReadBack {
+    fn unread(tables: &[TableObs]) -> ReadBack {
+        ReadBack {
+            routes: tables.iter().map(|t| t.route.clone()).collect(),
+            confirmed: vec![false; tables.len()],
+            error: None,
+        }
+    }
+}
+
+/// First pause between read-backs; doubled each time up to `READ_BACK_MAX_PAUSE`.
+const READ_BACK_FIRST_PAUSE: Duration = Duration::from_millis(50);
+const READ_BACK_MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Reads the written tables back, with growing pauses, until each shows the change, shows a
+/// third party's route (waiting won't change that), or the deadline is near. EC2's reads are
+/// eventually consistent: a read that still shows the state before our write is no failure,
+/// only unconfirmed.
 async fn read_back(
     client: &aws_sdk_ec2::Client,
     tables: &[TableObs],
@@ -441,29 +595,51 @@ async fn read_back(
     dest: &str,
     eni: &str,
     deadline: tokio::time::Instant,
-) -> Result<Vec<RouteView>> {
-    let ids = Selection::Ids(tables.iter().map(|t| t.id.clone()).collect());
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let vpc = tables
-            .first()
-            .and_then(|t| t.vpc_id.clone())
-            .unwrap_or_default();
-        let seen = timeout_at(deadline, ec2::route_tables(client, &ids, &vpc, dest))
-            .await
-            .map_err(|_| Error::timeout("no time left before the deadline"))??;
-        let routes: Vec<RouteView> = seen.into_iter().map(|t| t.route).collect();
-        let settled = routes
-            .iter()
-            .zip(steps.iter().zip(actions))
-            .all(|(r, (s, a))| a.is_err() || plan::step_took_effect(*s, r, eni));
-        let pause_fits = tokio::time::Instant::now() + READ_BACK_PAUSE < deadline;
-        if settled || tries >= READ_BACK_TRIES || !pause_fits {
-            return Ok(routes);
+) -> ReadBack {
+    let mut seen = ReadBack::unread(tables);
+    // Tables still waiting to show the change.
+    let mut open: Vec<usize> = (0..tables.len())
+        .filter(|&i| steps[i] != Step::Keep && actions[i].is_ok())
+        .collect();
+    let vpc = tables
+        .first()
+        .and_then(|t| t.vpc_id.clone())
+        .unwrap_or_default();
+    let mut pause = READ_BACK_FIRST_PAUSE;
+    while !open.is_empty() {
+        let ids = Selection::Ids(open.iter().map(|&i| tables[i].id.clone()).collect());
+        let read = timeout_at(
+            deadline,
+            ec2::route_tables(client, &ids, &vpc, dest, deadline),
+        )
+        .await;
+        let read = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                seen.error = Some(e);
+                break;
+            }
+            Err(_) => break,
+        };
+        seen.error = None;
+        open.retain(|&i| {
+            let Some(now) = read.iter().find(|t| t.id == tables[i].id) else {
+                return true;
+            };
+            seen.routes[i] = now.route.clone();
+            if plan::step_took_effect(steps[i], &now.route, eni) {
+                seen.confirmed[i] = true;
+                return false;
+            }
+            plan::may_be_stale(steps[i], &tables[i].route, &now.route)
+        });
+        if open.is_empty() || tokio::time::Instant::now() + pause >= deadline {
+            break;
         }
-        sleep(READ_BACK_PAUSE).await;
+        sleep(pause).await;
+        pause = (pause * 2).min(READ_BACK_MAX_PAUSE);
     }
+    seen
 }
 
 /// Writes the per-table entries and the holder.
@@ -488,6 +664,7 @@ pub(crate) fn fill_tables(
                 state: r.state,
                 is_self: r.points_at(eni),
                 action: outcome.map(|o| o.as_ref().copied().unwrap_or(Action::Failed)),
+                confirmed: None,
                 error: outcome
                     .and_then(|o| o.as_ref().err())
                     .map(ErrorReport::from),

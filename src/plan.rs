@@ -1,6 +1,7 @@
 //! Pure decisions: from the VIP route observed in a table, what a claim or a release must do,
 //! and who holds the VIP across the selected tables. No I/O here.
 
+use crate::config::WriteMode;
 use crate::report::{Holder, RouteState};
 
 /// The VIP's route as seen in one table.
@@ -37,11 +38,16 @@ pub enum Step {
     Keep,
 }
 
-/// What a claim does to a table: an active route to us is left alone.
-pub fn claim_step(route: &RouteView, eni: &str) -> Step {
+/// What a claim does to a table.
+///
+/// EC2 reads are eventually consistent: right after another member's claim a read can still
+/// show the route at us. So `Always` (a failover) writes every table; only `Changed` (the
+/// periodic re-assert, where a missed table is caught on the next round) trusts an active
+/// route to us and leaves it alone.
+pub fn claim_step(route: &RouteView, eni: &str, mode: WriteMode) -> Step {
     match route.state {
         RouteState::Absent => Step::Create,
-        RouteState::Active if route.points_at(eni) => Step::Keep,
+        RouteState::Active if mode == WriteMode::Changed && route.points_at(eni) => Step::Keep,
         // A blackholed route to us (ENI detached and re-attached) is re-asserted too.
         _ => Step::Replace,
     }
@@ -53,6 +59,16 @@ pub fn release_step(route: &RouteView, eni: &str) -> Step {
         Step::Delete
     } else {
         Step::Keep
+    }
+}
+
+/// Whether a read-back that does not (yet) show `step`'s effect may just be stale: it still
+/// shows the state the step was planned on. Anything else is a third party's doing (another
+/// member acted after us), which waiting will not change.
+pub fn may_be_stale(step: Step, before: &RouteView, seen: &RouteView) -> bool {
+    match step {
+        Step::Keep => false,
+        _ => seen == before,
     }
 }
 
@@ -120,11 +136,35 @@ mod tests {
 
     #[test]
     fn claim_steps() {
-        assert_eq!(claim_step(&RouteView::absent(), ME), Step::Create);
-        assert_eq!(claim_step(&to(ME), ME), Step::Keep);
-        assert_eq!(claim_step(&to("eni-bbbb"), ME), Step::Replace);
-        assert_eq!(claim_step(&blackhole(ME), ME), Step::Replace);
-        assert_eq!(claim_step(&blackhole("eni-bbbb"), ME), Step::Replace);
+        use WriteMode::{Always, Changed};
+        assert_eq!(claim_step(&RouteView::absent(), ME, Changed), Step::Create);
+        assert_eq!(claim_step(&to(ME), ME, Changed), Step::Keep);
+        assert_eq!(claim_step(&to("eni-bbbb"), ME, Changed), Step::Replace);
+        assert_eq!(claim_step(&blackhole(ME), ME, Changed), Step::Replace);
+        assert_eq!(
+            claim_step(&blackhole("eni-bbbb"), ME, Changed),
+            Step::Replace
+        );
+        // A failover claim does not trust a read that shows the route already at us.
+        assert_eq!(claim_step(&to(ME), ME, Always), Step::Replace);
+        assert_eq!(claim_step(&RouteView::absent(), ME, Always), Step::Create);
+        assert_eq!(claim_step(&to("eni-bbbb"), ME, Always), Step::Replace);
+    }
+
+    #[test]
+    fn staleness_is_the_planned_state_seen_again() {
+        let b = to("eni-bbbb");
+        // Replace planned on B's route; a read that still shows B may be stale...
+        assert!(may_be_stale(Step::Replace, &b, &b));
+        // ...one that shows a third member is not.
+        assert!(!may_be_stale(Step::Replace, &b, &to("eni-cccc")));
+        assert!(may_be_stale(
+            Step::Create,
+            &RouteView::absent(),
+            &RouteView::absent()
+        ));
+        assert!(may_be_stale(Step::Delete, &to(ME), &to(ME)));
+        assert!(!may_be_stale(Step::Keep, &to(ME), &to(ME)));
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct TableReport {
     pub is_self: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<Action>,
+    /// Where a write was accepted: whether a read-back saw it before the deadline (EC2 reads
+    /// are eventually consistent, so `false` is not a failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
 }
@@ -148,6 +152,10 @@ pub struct Report {
     /// Only in check results.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckItem>,
+    /// Release only: a route was deleted on the strength of a read that may have lagged
+    /// another member's claim (EC2 reads are eventually consistent, deletes unconditional).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale_read_risk: bool,
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
@@ -175,6 +183,7 @@ impl Report {
             local: None,
             source_dest_check: None,
             checks: Vec::new(),
+            stale_read_risk: false,
             warnings: Vec::new(),
             error: None,
             elapsed_ms: 0,
@@ -328,6 +337,7 @@ mod tests {
                 state: RouteState::Active,
                 is_self: true,
                 action: Some(Action::Replaced),
+                confirmed: Some(true),
                 error: None,
             });
         }

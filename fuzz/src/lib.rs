@@ -39,9 +39,16 @@ pub fn check_config(data: &[u8]) {
             assert!(c.timeout <= Duration::from_millis(config::MAX_TIMEOUT_MS));
             assert!(c.settle <= Duration::from_millis(config::MAX_SETTLE_MS));
             if let Some(v) = c.vip {
-                assert_eq!(v.prefix, 32, "accepted a non-/32 vip");
+                assert_eq!(
+                    v.prefix(),
+                    v.host_prefix(),
+                    "accepted a vip wider than one address"
+                );
             }
-            assert!(!c.interface.is_empty() && c.interface.len() <= 15);
+            if let Some(i) = &c.interface {
+                assert!(!i.is_empty() && i.len() <= 15);
+            }
+            assert!(c.max_in_flight >= 1);
             if let Some(e) = &c.endpoint {
                 assert!(e.starts_with("http://") || e.starts_with("https://"));
             }
@@ -177,6 +184,7 @@ pub fn arbitrary_report(u: &mut Unstructured) -> arbitrary::Result<Report> {
             } else {
                 None
             },
+            confirmed: Option::<bool>::arbitrary(u)?,
             error: if bool::arbitrary(u)? {
                 Some(error_report(u)?)
             } else {
@@ -235,7 +243,10 @@ pub fn check_render(report: &Report, capacity: usize) {
         "capacity {capacity}: {} bytes + NUL",
         out.len()
     );
-    assert!(out.is_ascii(), "capacity {capacity}: non-ASCII byte in {out:?}");
+    assert!(
+        out.is_ascii(),
+        "capacity {capacity}: non-ASCII byte in {out:?}"
+    );
     // The result escapes every non-ASCII character as \uXXXX: 6 bytes per UTF-16 unit.
     let text = serde_json::to_string(report).expect("a report serialises");
     let full_len: usize = text
@@ -243,7 +254,11 @@ pub fn check_render(report: &Report, capacity: usize) {
         .map(|c| if c.is_ascii() { 1 } else { 6 * c.len_utf16() })
         .sum();
     if full_len <= room {
-        assert_eq!(out.len(), full_len, "capacity {capacity}: the full object fits");
+        assert_eq!(
+            out.len(),
+            full_len,
+            "capacity {capacity}: the full object fits"
+        );
         let v: serde_json::Value = serde_json::from_slice(&out)
             .unwrap_or_else(|e| panic!("capacity {capacity}: not JSON ({e}): {out:?}"));
         assert_eq!(

@@ -1,15 +1,17 @@
 //! EC2 calls, one function per operation, plus the fallbacks the contract asks for
 //! (Replace↔Create when a route appears or vanishes between our read and our write).
 
+use super::retry::{self, Resend};
 use super::{error_code, sdk_error};
 use crate::config::Selection;
 use crate::error::{Error, Result};
-use crate::net::Ipv4Net;
+use crate::net::IpNet;
 use crate::plan::{RouteView, Step};
 use crate::report::{Action, RouteState};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, RouteState as AwsRouteState, RouteTable};
 use aws_sdk_ec2::Client;
+use tokio::time::Instant;
 
 /// One selected route table as observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +19,9 @@ pub struct TableObs {
     pub id: String,
     pub vpc_id: Option<String>,
     pub route: RouteView,
+    /// The gateway (internet or virtual private) the table is associated with as an edge
+    /// table, if any: AWS refuses routes to an overlay address there.
+    pub edge_gateway: Option<String>,
 }
 
 /// What we need to know about an ENI.
@@ -25,22 +30,22 @@ pub struct EniInfo {
     pub vpc_id: Option<String>,
     pub instance_id: Option<String>,
     pub source_dest_check: Option<bool>,
+    pub mac: Option<String>,
 }
 
-/// Every IPv4 CIDR associated with the VPC.
-pub async fn vpc_cidrs(client: &Client, vpc_id: &str) -> Result<Vec<Ipv4Net>> {
-    let out = client
-        .describe_vpcs()
-        .vpc_ids(vpc_id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DescribeVpcs", vpc_id, e))?;
+/// Every IPv4 and IPv6 CIDR associated with the VPC.
+pub async fn vpc_cidrs(client: &Client, vpc_id: &str, deadline: Instant) -> Result<Vec<IpNet>> {
+    let out = retry::send(Resend::Safe, deadline, || {
+        client.describe_vpcs().vpc_ids(vpc_id).send()
+    })
+    .await
+    .map_err(|e| sdk_error("DescribeVpcs", vpc_id, e))?;
     let Some(vpc) = out.vpcs().first() else {
         return Err(Error::not_found(format!(
             "VPC {vpc_id} does not exist in this region"
         )));
     };
-    let mut cidrs: Vec<Ipv4Net> = vpc
+    let mut cidrs: Vec<IpNet> = vpc
         .cidr_block_association_set()
         .iter()
         .filter(|a| {
@@ -59,6 +64,19 @@ pub async fn vpc_cidrs(client: &Client, vpc_id: &str) -> Result<Vec<Ipv4Net>> {
             cidrs.push(primary);
         }
     }
+    cidrs.extend(
+        vpc.ipv6_cidr_block_association_set()
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a.ipv6_cidr_block_state()
+                        .and_then(|s| s.state())
+                        .map(|s| s.as_str()),
+                    Some("disassociated") | Some("failed")
+                )
+            })
+            .filter_map(|a| a.ipv6_cidr_block()?.parse::<IpNet>().ok()),
+    );
     Ok(cidrs)
 }
 
@@ -66,38 +84,50 @@ pub async fn vpc_cidrs(client: &Client, vpc_id: &str) -> Result<Vec<Ipv4Net>> {
 ///
 /// `Ids` is asked for by id (EC2 answers `InvalidRouteTableID.NotFound` for a missing one) and
 /// reported in the order given; the others are filtered to the VPC and sorted by id.
+///
+/// A tag is matched here, exactly, not with EC2's `tag:` filter: filter values treat `*` and
+/// `?` as wildcards, so `route_table_tag=irisvip=prod*` would select tables the administrator
+/// never tagged for this VIP.
 pub async fn route_tables(
     client: &Client,
     sel: &Selection,
     vpc_id: &str,
     dest: &str,
+    deadline: Instant,
 ) -> Result<Vec<TableObs>> {
     let req = client.describe_route_tables();
     let req = match sel {
         Selection::Ids(ids) => req.set_route_table_ids(Some(ids.clone())),
-        Selection::AllInVpc => req.filters(filter("vpc-id", vpc_id)),
-        Selection::Tag { key, value } => req
-            .filters(filter("vpc-id", vpc_id))
-            .filters(filter(&format!("tag:{key}"), value)),
+        Selection::AllInVpc | Selection::Tag { .. } => req.filters(filter("vpc-id", vpc_id)),
     };
     let what = match sel {
         Selection::Ids(ids) => ids.join(","),
         _ => vpc_id.to_owned(),
     };
-    let pages: Vec<RouteTable> = req
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| sdk_error("DescribeRouteTables", &what, e))?;
+    let pages: Vec<RouteTable> = retry::send(Resend::Safe, deadline, || {
+        req.clone().into_paginator().items().send().try_collect()
+    })
+    .await
+    .map_err(|e| sdk_error("DescribeRouteTables", &what, e))?;
     let mut tables: Vec<TableObs> = pages
         .iter()
+        .filter(|t| match sel {
+            Selection::Tag { key, value } => t
+                .tags()
+                .iter()
+                .any(|tag| tag.key() == Some(key.as_str()) && tag.value() == Some(value.as_str())),
+            _ => true,
+        })
         .filter_map(|t| {
             Some(TableObs {
                 id: t.route_table_id()?.to_owned(),
                 vpc_id: t.vpc_id().map(str::to_owned),
                 route: vip_route(t, dest),
+                edge_gateway: t
+                    .associations()
+                    .iter()
+                    .find_map(|a| a.gateway_id())
+                    .map(str::to_owned),
             })
         })
         .collect();
@@ -122,13 +152,15 @@ pub async fn route_tables(
 }
 
 /// The ENI's VPC, instance and SourceDestCheck.
-pub async fn describe_eni(client: &Client, eni: &str) -> Result<EniInfo> {
-    let out = client
-        .describe_network_interfaces()
-        .network_interface_ids(eni)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DescribeNetworkInterfaces", eni, e))?;
+pub async fn describe_eni(client: &Client, eni: &str, deadline: Instant) -> Result<EniInfo> {
+    let out = retry::send(Resend::Safe, deadline, || {
+        client
+            .describe_network_interfaces()
+            .network_interface_ids(eni)
+            .send()
+    })
+    .await
+    .map_err(|e| sdk_error("DescribeNetworkInterfaces", eni, e))?;
     let Some(ni) = out.network_interfaces().first() else {
         return Err(Error::not_found(format!(
             "network interface {eni} does not exist"
@@ -141,6 +173,7 @@ pub async fn describe_eni(client: &Client, eni: &str) -> Result<EniInfo> {
             .and_then(|a| a.instance_id())
             .map(str::to_owned),
         source_dest_check: ni.source_dest_check(),
+        mac: ni.mac_address().map(str::to_owned),
     })
 }
 
@@ -151,10 +184,21 @@ pub async fn apply(
     dest: &str,
     eni: &str,
     step: Step,
+    deadline: Instant,
 ) -> Result<Action> {
+    let send_replace = || {
+        retry::send(Resend::Safe, deadline, || {
+            replace(client, table, dest, eni, false)
+        })
+    };
+    let send_create = || {
+        retry::send(Resend::Safe, deadline, || {
+            create(client, table, dest, eni, false)
+        })
+    };
     match step {
         Step::Keep => Ok(Action::Unchanged),
-        Step::Replace => match replace(client, table, dest, eni, false).await {
+        Step::Replace => match send_replace().await {
             Ok(()) => Ok(Action::Replaced),
             // The route vanished since we read it: create it.
             Err(first)
@@ -163,7 +207,7 @@ pub async fn apply(
                     Some("InvalidParameterValue" | "InvalidRoute.NotFound")
                 ) =>
             {
-                match create(client, table, dest, eni, false).await {
+                match send_create().await {
                     Ok(()) => Ok(Action::Created),
                     // The route is there after all: the replace failed for its own reason
                     // (EC2 says InvalidParameterValue for more than a missing route); report that.
@@ -175,29 +219,52 @@ pub async fn apply(
             }
             Err(e) => Err(sdk_error("ReplaceRoute", table, e)),
         },
-        Step::Create => match create(client, table, dest, eni, false).await {
+        Step::Create => match send_create().await {
             Ok(()) => Ok(Action::Created),
             // Someone created it since we read it: replace it.
-            Err(e) if error_code(&e) == Some("RouteAlreadyExists") => {
-                replace(client, table, dest, eni, false)
-                    .await
-                    .map(|()| Action::Replaced)
-                    .map_err(|e| sdk_error("ReplaceRoute", table, e))
-            }
+            Err(e) if error_code(&e) == Some("RouteAlreadyExists") => send_replace()
+                .await
+                .map(|()| Action::Replaced)
+                .map_err(|e| sdk_error("ReplaceRoute", table, e)),
             Err(e) => Err(sdk_error("CreateRoute", table, e)),
         },
-        Step::Delete => match client
-            .delete_route()
-            .route_table_id(table)
-            .destination_cidr_block(dest)
-            .send()
-            .await
+        // Sent again only when EC2 throttled it: a resend after an attempt that may have
+        // landed could delete a route another member created meanwhile.
+        Step::Delete => match retry::send(Resend::OnlyIfRefused, deadline, || {
+            let req = client.delete_route().route_table_id(table);
+            if is_v6(dest) {
+                req.destination_ipv6_cidr_block(dest).send()
+            } else {
+                req.destination_cidr_block(dest).send()
+            }
+        })
+        .await
         {
             Ok(_) => Ok(Action::Deleted),
             // Already gone: nothing of ours is left to release.
             Err(e) if error_code(&e) == Some("InvalidRoute.NotFound") => Ok(Action::Unchanged),
             Err(e) => Err(sdk_error("DeleteRoute", table, e)),
         },
+    }
+}
+
+/// Creates the route to our ENI only where none exists: `Ok(false)` when EC2 says one does
+/// (another member's, created after our read), which is then left alone.
+pub async fn create_if_absent(
+    client: &Client,
+    table: &str,
+    dest: &str,
+    eni: &str,
+    deadline: Instant,
+) -> Result<bool> {
+    match retry::send(Resend::Safe, deadline, || {
+        create(client, table, dest, eni, false)
+    })
+    .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if error_code(&e) == Some("RouteAlreadyExists") => Ok(false),
+        Err(e) => Err(sdk_error("CreateRoute", table, e)),
     }
 }
 
@@ -238,14 +305,15 @@ pub async fn may(client: &Client, m: Mutation, table: &str, dest: &str, eni: &st
         Mutation::DeleteRoute => dry_run_answer(
             m,
             table,
-            client
-                .delete_route()
-                .dry_run(true)
-                .route_table_id(table)
-                .destination_cidr_block(dest)
-                .send()
-                .await
-                .map(|_| ()),
+            {
+                let req = client.delete_route().dry_run(true).route_table_id(table);
+                if is_v6(dest) {
+                    req.destination_ipv6_cidr_block(dest).send().await
+                } else {
+                    req.destination_cidr_block(dest).send().await
+                }
+            }
+            .map(|_| ()),
         ),
     }
 }
@@ -277,15 +345,17 @@ async fn replace(
     eni: &str,
     dry_run: bool,
 ) -> SdkResult<aws_sdk_ec2::operation::replace_route::ReplaceRouteError> {
-    client
+    let req = client
         .replace_route()
         .set_dry_run(dry_run.then_some(true))
         .route_table_id(table)
-        .destination_cidr_block(dest)
-        .network_interface_id(eni)
-        .send()
-        .await
-        .map(|_| ())
+        .network_interface_id(eni);
+    if is_v6(dest) {
+        req.destination_ipv6_cidr_block(dest).send().await
+    } else {
+        req.destination_cidr_block(dest).send().await
+    }
+    .map(|_| ())
 }
 
 async fn create(
@@ -295,15 +365,22 @@ async fn create(
     eni: &str,
     dry_run: bool,
 ) -> SdkResult<aws_sdk_ec2::operation::create_route::CreateRouteError> {
-    client
+    let req = client
         .create_route()
         .set_dry_run(dry_run.then_some(true))
         .route_table_id(table)
-        .destination_cidr_block(dest)
-        .network_interface_id(eni)
-        .send()
-        .await
-        .map(|_| ())
+        .network_interface_id(eni);
+    if is_v6(dest) {
+        req.destination_ipv6_cidr_block(dest).send().await
+    } else {
+        req.destination_cidr_block(dest).send().await
+    }
+    .map(|_| ())
+}
+
+/// An IPv6 destination (`fd00::a/128`) goes in EC2's `DestinationIpv6CidrBlock`.
+fn is_v6(dest: &str) -> bool {
+    dest.contains(':')
 }
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -312,11 +389,13 @@ fn filter(name: &str, value: &str) -> Filter {
 
 /// The route to `dest` in `table`, if any, with the id of whatever it targets.
 fn vip_route(table: &RouteTable, dest: &str) -> RouteView {
-    let Some(r) = table
-        .routes()
-        .iter()
-        .find(|r| r.destination_cidr_block() == Some(dest))
-    else {
+    let Some(r) = table.routes().iter().find(|r| {
+        if is_v6(dest) {
+            r.destination_ipv6_cidr_block() == Some(dest)
+        } else {
+            r.destination_cidr_block() == Some(dest)
+        }
+    }) else {
         return RouteView::absent();
     };
     let target = r

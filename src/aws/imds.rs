@@ -11,6 +11,8 @@ pub struct Identity {
     pub instance_id: Option<String>,
     pub eni: String,
     pub vpc_id: String,
+    /// The ENI's MAC address: which device of this host carries it.
+    pub mac: Option<String>,
 }
 
 /// Reads the identity in two rounds of concurrent requests (the token is fetched, and
@@ -28,6 +30,7 @@ pub async fn discover(imds: &Client) -> Result<Identity> {
         instance_id: Some(instance_id),
         eni: eni?,
         vpc_id: vpc_id?,
+        mac: Some(mac),
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod ec2;
 pub mod imds;
+pub mod retry;
 pub mod session;
 
 use crate::error::{Error, ErrorKind};
@@ -85,16 +86,24 @@ pub fn kind_for_code(code: &str) -> ErrorKind {
         | "InvalidClientTokenId"
         | "SignatureDoesNotMatch"
         | "UnrecognizedClientException" => ErrorKind::Permission,
-        "RequestLimitExceeded"
-        | "Throttling"
-        | "ThrottlingException"
-        | "RequestThrottled"
-        | "TooManyRequestsException" => ErrorKind::Throttled,
+        c if is_throttling(c) => ErrorKind::Throttled,
         c if c.ends_with(".NotFound") => ErrorKind::NotFound,
         // EC2's own check of an id's format (`InvalidRouteTableID.Malformed`): a malformed value.
         c if c.ends_with(".Malformed") => ErrorKind::Config,
         _ => ErrorKind::Aws,
     }
+}
+
+/// EC2's (and its siblings') ways of saying "slow down".
+pub fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "RequestLimitExceeded"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestThrottled"
+            | "TooManyRequestsException"
+    )
 }
 
 /// EC2 messages can be long (encoded authorization blobs): keep the head.

@@ -6,7 +6,7 @@ use super::ec2;
 use super::imds::{self, Identity};
 use crate::dns::InThreadResolver;
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::Ipv4Net;
+use crate::net::IpNet;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::imds::region::ImdsRegionProvider;
@@ -26,11 +26,6 @@ use std::time::{Duration, Instant};
 /// IMDS answers on the host's link: one second is plenty, two attempts absorb a lost packet.
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 const IMDS_ATTEMPTS: u32 = 2;
-/// EC2 attempts: one try plus retries of throttling, 5xx and transport errors, with
-/// full-jitter exponential backoff from the SDK's standard strategy.
-const EC2_ATTEMPTS: u32 = 4;
-const EC2_BACKOFF: Duration = Duration::from_millis(50);
-const EC2_MAX_BACKOFF: Duration = Duration::from_secs(1);
 const EC2_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One attempt that hangs longer is abandoned and retried (the call's deadline still rules).
 const EC2_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,7 +39,7 @@ pub struct Session {
     identity: Option<Identity>,
     eni_identity: HashMap<String, Identity>,
     clients: HashMap<(String, Option<String>), aws_sdk_ec2::Client>,
-    vpc_cidrs: HashMap<String, (Instant, Vec<Ipv4Net>)>,
+    vpc_cidrs: HashMap<String, (Instant, Vec<IpNet>)>,
 }
 
 /// How long a VPC's CIDR blocks are trusted without reading them again. Long enough that a
@@ -85,13 +80,14 @@ impl Session {
         region: Option<&str>,
         endpoint: Option<&str>,
         eni: Option<&str>,
+        deadline: tokio::time::Instant,
     ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
-        match self.prepare_once(region, endpoint, eni).await {
+        match self.prepare_once(region, endpoint, eni, deadline).await {
             Err(e) if e.kind == ErrorKind::Metadata => {
                 self.imds = imds_client(&self.provider);
                 self.credentials = None;
                 self.clients.clear();
-                self.prepare_once(region, endpoint, eni).await
+                self.prepare_once(region, endpoint, eni, deadline).await
             }
             other => other,
         }
@@ -102,6 +98,7 @@ impl Session {
         region: Option<&str>,
         endpoint: Option<&str>,
         eni: Option<&str>,
+        deadline: tokio::time::Instant,
     ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
         let need_region = region.is_none() && self.region.is_none();
         let need_imds = eni.is_none() && self.identity.is_none();
@@ -133,12 +130,12 @@ impl Session {
             None => return Err(Error::internal("region neither configured nor looked up")),
         };
         let client = self.ec2(&region, endpoint).await;
-        let identity = self.identity(&client, eni).await?;
+        let identity = self.identity(&client, eni, deadline).await?;
         Ok((region, client, identity))
     }
 
     /// The VPC's CIDRs as read earlier in this process, if they were.
-    pub fn cached_cidrs(&self, vpc_id: &str) -> Option<Vec<Ipv4Net>> {
+    pub fn cached_cidrs(&self, vpc_id: &str) -> Option<Vec<IpNet>> {
         self.vpc_cidrs
             .get(vpc_id)
             .filter(|(read, _)| read.elapsed() < CIDR_TTL)
@@ -146,7 +143,7 @@ impl Session {
     }
 
     /// Keeps the VPC's CIDRs for the later calls of this process (for `CIDR_TTL`).
-    pub fn remember_cidrs(&mut self, vpc_id: &str, cidrs: &[Ipv4Net]) {
+    pub fn remember_cidrs(&mut self, vpc_id: &str, cidrs: &[IpNet]) {
         self.vpc_cidrs
             .insert(vpc_id.to_owned(), (Instant::now(), cidrs.to_vec()));
     }
@@ -209,12 +206,9 @@ impl Session {
             .http_client(self.http.clone())
             .region(Region::new(region.to_owned()))
             .credentials_provider(credentials)
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(EC2_ATTEMPTS)
-                    .with_initial_backoff(EC2_BACKOFF)
-                    .with_max_backoff(EC2_MAX_BACKOFF),
-            )
+            // Retries are the library's own (aws::retry): throttling for as long as the call's
+            // deadline allows, and never a resend that could undo another member's change.
+            .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(EC2_CONNECT_TIMEOUT)
@@ -235,19 +229,21 @@ impl Session {
         &mut self,
         client: &aws_sdk_ec2::Client,
         eni: Option<&str>,
+        deadline: tokio::time::Instant,
     ) -> Result<Identity> {
         match eni {
             Some(eni) => {
                 if let Some(id) = self.eni_identity.get(eni) {
                     return Ok(id.clone());
                 }
-                let info = ec2::describe_eni(client, eni).await?;
+                let info = ec2::describe_eni(client, eni, deadline).await?;
                 let Some(vpc_id) = info.vpc_id else {
                     return Err(Error::not_found(format!(
                         "network interface {eni} is in no VPC"
                     )));
                 };
                 let id = Identity {
+                    mac: info.mac,
                     instance_id: info.instance_id,
                     eni: eni.to_owned(),
                     vpc_id,
@@ -290,10 +286,10 @@ mod tests {
     #[test]
     fn vpc_cidrs_are_trusted_for_a_while_then_read_again() {
         let mut s = Session::new();
-        let cidrs = vec![Ipv4Net {
+        let cidrs = vec![crate::net::IpNet::V4(crate::net::Ipv4Net {
             addr: std::net::Ipv4Addr::new(10, 0, 0, 0),
             prefix: 16,
-        }];
+        })];
         assert_eq!(s.cached_cidrs("vpc-1"), None);
         s.remember_cidrs("vpc-1", &cidrs);
         assert_eq!(s.cached_cidrs("vpc-1"), Some(cidrs.clone()));

@@ -150,9 +150,10 @@ fn describe_snapshot(w: &World, tables: &[&str]) -> String {
     xml
 }
 
-/// "a table that already points at us is `unchanged` and costs no mutating call."
+/// "`write=changed` (the periodic re-assert's mode), where a table that reads as ours is
+/// `unchanged` and costs no mutating call."
 #[test]
-fn a_claim_where_every_table_already_points_at_us_sends_no_mutation() {
+fn a_changed_claim_where_every_table_already_points_at_us_sends_no_mutation() {
     let w = World::create(3, &[]);
     let a = Node::new(&w, &w.a);
     assert_eq!(a.claim(&cfg(""))["ok"], true, "setup");
@@ -161,7 +162,11 @@ fn a_claim_where_every_table_already_points_at_us_sends_no_mutation() {
     let ec2 = FaultProxy::start(&w.endpoint);
     ec2.set(json!([]));
 
-    let (_, r) = call(a.host(), &["call", "vip_claim", &via(&ec2, "")], 10_000);
+    let (_, r) = call(
+        a.host(),
+        &["call", "vip_claim", &via(&ec2, "write=changed")],
+        10_000,
+    );
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["op"], "claim");
     assert_eq!(r["holder"], "self", "{r}");
@@ -170,9 +175,36 @@ fn a_claim_where_every_table_already_points_at_us_sends_no_mutation() {
         assert_eq!(t["self"], true, "{r}");
         assert_eq!(t["target"], w.a.eni.as_str(), "{r}");
         assert_eq!(t["state"], "active", "{r}");
+        assert!(t.get("confirmed").is_none(), "nothing written: {r}");
     }
     assert_read_only(&ec2, "an unchanged claim");
     assert_eq!(w.routes(VIP), all_a);
+}
+
+/// "a claim does not skip a table because a read shows it already pointing at us (a stale
+/// read after another member's claim looks exactly like that): it writes every table".
+#[test]
+fn a_failover_claim_writes_every_table_even_when_it_reads_as_ours() {
+    let w = World::create(3, &[]);
+    let a = Node::new(&w, &w.a);
+    assert_eq!(a.claim(&cfg(""))["ok"], true, "setup");
+    let ec2 = FaultProxy::start(&w.endpoint);
+    ec2.set(json!([]));
+
+    for extra in ["", "write=always"] {
+        ec2.set(json!([]));
+        let (_, r) = call(a.host(), &["call", "vip_claim", &via(&ec2, extra)], 10_000);
+        assert_eq!(r["ok"], true, "{extra}: {r}");
+        assert_eq!(r["holder"], "self", "{r}");
+        assert_eq!(actions(&r), ["replaced"; 3], "{extra}: {r}");
+        for t in r["route_tables"].as_array().expect("tables") {
+            assert_eq!(t["confirmed"], true, "{r}");
+        }
+        let sent = mutations(&ec2.log());
+        assert_eq!(sent.len(), 3, "{extra}: {sent:?}");
+        assert!(sent.iter().all(|(a, _)| a == "ReplaceRoute"), "{sent:?}");
+    }
+    assert_eq!(w.routes(VIP), vec![Some(w.a.eni.clone()); 3]);
 }
 
 /// "status changes nothing" and adds `local` and `source_dest_check`.
@@ -402,8 +434,9 @@ fn the_generic_aws_endpoint_url_is_honoured() {
 /// `timeout`: the deadline is far away), per table and for the call; nothing moves.
 #[test]
 fn throttling_that_outlasts_the_retries_is_kind_throttled() {
-    // Far beyond the retries' backoff, so the deadline never decides the answer.
-    const TIMEOUT_MS: u64 = 20_000;
+    // Throttling is retried for as long as the deadline allows; when it runs out, the answer
+    // is still the cause (throttled), not the deadline.
+    const TIMEOUT_MS: u64 = 3_000;
     let w = World::create(2, &[]);
     let (a, b) = (Node::new(&w, &w.a), Node::new(&w, &w.b));
     assert_eq!(b.claim(&cfg(""))["ok"], true, "setup");
@@ -431,9 +464,10 @@ fn throttling_that_outlasts_the_retries_is_kind_throttled() {
             assert!(x["error"]["message"].is_string(), "{code}: {r}");
             assert_eq!(x["target"], w.b.eni.as_str(), "{code}: {r}");
             assert_eq!(x["self"], false, "{code}: {r}");
+            // Backoff from 100 ms doubling to 1 s, half jittered: at least 3 tries in 3 s.
             assert!(
-                ec2.attempts_on("ReplaceRoute", t) >= 2,
-                "{code}: throttling was not retried: {}",
+                ec2.attempts_on("ReplaceRoute", t) >= 3,
+                "{code}: throttling was not retried until the deadline: {}",
                 compact(&log)
             );
         }
@@ -480,7 +514,7 @@ fn a_successful_claim_too_big_for_zfstrsize_is_truncated_but_done() {
     // The full result of the same claim (now all unchanged) is indeed larger than CAPACITY.
     let (line, r) = call(
         a.host(),
-        &["call", "vip_claim", &cfg("timeout_ms=20000")],
+        &["call", "vip_claim", &cfg("timeout_ms=20000;write=changed")],
         20_000,
     );
     assert_eq!(r["ok"], true, "{r}");

@@ -69,7 +69,7 @@ fn a_forked_child_calls_after_the_parent_did() {
         &cfg(""),
         "fork",
         "vip_claim",
-        &cfg(""),
+        &cfg("write=changed"),
         "call",
         "vip_status",
         &cfg(""),

@@ -137,7 +137,9 @@ fn late_release_vs_claim(
     settle_ms: u64,
     n: usize,
 ) -> Tally {
-    let plain = cfg("timeout_ms=5000");
+    // A's claims trust their read (write=changed), so a route of A's that survived its own
+    // release shows as `unchanged` instead of being rewritten unnoticed.
+    let plain = cfg("timeout_ms=5000;write=changed");
     let claim_b = cfg(&format!("timeout_ms=5000;settle_ms={settle_ms}"));
     let mut t = Tally::default();
     let mut last: Option<(Value, i64)> = None;

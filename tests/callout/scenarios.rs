@@ -27,10 +27,15 @@ fn failover_a_to_b_and_release_semantics() {
     }
     assert_eq!(w.routes(VIP), all_a);
 
-    // Claim again: nothing to do.
-    let r = a.claim(&cfg(""));
+    // Re-assert (write=changed): nothing to do.
+    let r = a.claim(&cfg("write=changed"));
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(actions(&r), ["unchanged", "unchanged"]);
+    assert_eq!(r["holder"], "self");
+    // A failover claim (the default, write=always) does not trust the read: it writes.
+    let r = a.claim(&cfg(""));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(actions(&r), ["replaced", "replaced"]);
     assert_eq!(r["holder"], "self");
 
     // B looks: A holds it.
@@ -131,7 +136,7 @@ fn route_missing_in_some_tables_is_created_and_others_replaced() {
     let t = &w.route_tables;
     w.set_route(&t[0], &w.b.eni, VIP);
     w.set_route(&t[2], &w.a.eni, VIP);
-    let r = a.claim(&cfg(""));
+    let r = a.claim(&cfg("write=changed"));
     assert_eq!(r["ok"], true, "{r}");
     let by_id = |id: &str| {
         r["route_tables"]

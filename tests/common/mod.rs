@@ -203,6 +203,8 @@ pub struct World {
     pub region: String,
     pub vpc: String,
     pub cidr: String,
+    /// The VPC's IPv6 block, when created with `--ipv6`.
+    pub ipv6_cidr: Option<String>,
     pub a: Member,
     pub b: Member,
     pub route_tables: Vec<String>,
@@ -264,6 +266,7 @@ impl World {
             region: v["region"].as_str().unwrap_or("us-east-1").to_owned(),
             vpc: v["vpc"].as_str().expect("vpc").to_owned(),
             cidr: v["cidr"].as_str().expect("cidr").to_owned(),
+            ipv6_cidr: v["ipv6_cidr"].as_str().map(str::to_owned),
             a: member(&v["a"]),
             b: member(&v["b"]),
             route_tables: strings(&v["route_tables"]),
@@ -563,6 +566,33 @@ impl FaultProxy {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// As `start`, with the EC2 model on from the first request (`--model`, docs/ec2-model.md).
+    pub fn start_model(upstream: &str, cfg: &Value) -> FaultProxy {
+        let mut cmd = Self::command(upstream);
+        cmd.args(["--model", &cfg.to_string()]);
+        let (child, port) = spawn_with_port(&mut cmd, "faultproxy.py");
+        FaultProxy {
+            child,
+            port,
+            tls_port: None,
+        }
+    }
+
+    /// Turns the EC2 model on with `cfg` (fresh buckets and versions); answers its state.
+    pub fn model(&self, cfg: Value) -> Value {
+        http_json(self.port, "POST", "/_model", Some(&cfg))
+    }
+
+    /// The model's configuration, counters and bucket levels (`{"enabled": false, ..}` when off).
+    pub fn model_stats(&self) -> Value {
+        http_json(self.port, "GET", "/_model", None)
+    }
+
+    /// Turns the EC2 model off: plain forwarding again.
+    pub fn model_off(&self) {
+        http_json(self.port, "DELETE", "/_model", None);
     }
 
     /// Requests with EC2 Action `action` that reached the proxy (answered or not).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds a two-member IRIS mirror world in an EC2 emulator (moto) and reads it back.
 
-    world.py create --endpoint http://127.0.0.1:PORT [--tables 2] [--tag irisvip=prod] [--cidr-index N]
+    world.py create --endpoint http://127.0.0.1:PORT [--tables 2] [--tag irisvip=prod] [--cidr-index N] [--ipv6]
         -> JSON: vpc, CIDR, two members (instance, ENI, MAC, subnet, AZ, private IP) in two
            subnets of two AZs, SourceDestCheck off, the route tables (the main one plus extras).
     world.py routes --endpoint URL --vip 192.168.240.10 rtb-1 rtb-2
@@ -10,11 +10,15 @@
     world.py delete-route --endpoint URL --vip V --table rtb-1
     world.py gateway-route --endpoint URL --vip V --table rtb-1   (VIP route to a new internet
         gateway of the table's VPC, replacing any; prints {"gateway": "igw-.."})
+    world.py edge-table --endpoint URL --vpc vpc-1   (a new route table associated with a new
+        internet gateway of the VPC: an edge table; prints {"table": "rtb-..", "gateway": "igw-.."})
+    world.py tag --endpoint URL --tag K=V rtb-1 rtb-2   (tags the tables with exactly K=V)
 
 Used by the Rust tests, `make demo`, the lab and the benchmarks, so all build the same world.
 """
 
 import argparse
+import ipaddress
 import json
 import sys
 
@@ -47,6 +51,10 @@ def create(args):
     if args.secondary_cidr:
         ec2.associate_vpc_cidr_block(VpcId=vpc, CidrBlock=args.secondary_cidr)
         extra_cidrs.append(args.secondary_cidr)
+    ipv6_cidr = None
+    if args.ipv6:
+        assoc = ec2.associate_vpc_cidr_block(VpcId=vpc, AmazonProvidedIpv6CidrBlock=True)
+        ipv6_cidr = assoc["Ipv6CidrBlockAssociation"]["Ipv6CidrBlock"]
     image = any_image(ec2)
     members = {}
     for i, (name, az) in enumerate((("a", args.region + "a"), ("b", args.region + "b"), ("c", args.region + "c"))):
@@ -80,6 +88,7 @@ def create(args):
         "vpc": vpc,
         "cidr": cidr,
         "extra_cidrs": extra_cidrs,
+        "ipv6_cidr": ipv6_cidr,
         "a": members["a"],
         "b": members["b"],
         "subnet_c": members["subnet_c"],
@@ -90,13 +99,21 @@ def create(args):
     print()
 
 
+def destination(vip):
+    """(the describe field, the canonical destination) of a VIP: IPv6 when it has a ':'."""
+    if ":" in vip:
+        addr = vip.split("/")[0]
+        return "DestinationIpv6CidrBlock", f"{ipaddress.IPv6Address(addr).compressed}/128"
+    return "DestinationCidrBlock", vip if "/" in vip else vip + "/32"
+
+
 def routes(args):
     ec2 = client(args.endpoint, args.region)
-    dest = args.vip if "/" in args.vip else args.vip + "/32"
+    field, dest = destination(args.vip)
     seen = {t: None for t in args.tables}
     for t in ec2.describe_route_tables(RouteTableIds=args.tables)["RouteTables"]:
         for r in t.get("Routes", []):
-            if r.get("DestinationCidrBlock") == dest:
+            if r.get(field) == dest:
                 seen[t["RouteTableId"]] = {
                     "target": r.get("NetworkInterfaceId") or r.get("InstanceId") or r.get("GatewayId"),
                     "state": r.get("State", "active"),
@@ -107,11 +124,12 @@ def routes(args):
 
 def set_route(args):
     ec2 = client(args.endpoint, args.region)
-    dest = args.vip if "/" in args.vip else args.vip + "/32"
+    field, dest = destination(args.vip)
+    where = {"RouteTableId": args.table, field: dest, "NetworkInterfaceId": args.eni}
     try:
-        ec2.replace_route(RouteTableId=args.table, DestinationCidrBlock=dest, NetworkInterfaceId=args.eni)
+        ec2.replace_route(**where)
     except ec2.exceptions.ClientError:
-        ec2.create_route(RouteTableId=args.table, DestinationCidrBlock=dest, NetworkInterfaceId=args.eni)
+        ec2.create_route(**where)
 
 
 def delete_route(args):
@@ -135,6 +153,24 @@ def gateway_route(args):
     print()
 
 
+def edge_table(args):
+    ec2 = client(args.endpoint, args.region)
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=args.vpc)
+    table = ec2.create_route_table(VpcId=args.vpc)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, GatewayId=igw)
+    json.dump({"table": table, "gateway": igw}, sys.stdout)
+    print()
+
+
+def tag(args):
+    ec2 = client(args.endpoint, args.region)
+    key, value = args.tag.split("=", 1)
+    ec2.create_tags(Resources=args.tables, Tags=[{"Key": key, "Value": value}])
+    json.dump({"tagged": args.tables}, sys.stdout)
+    print()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -144,6 +180,7 @@ def main():
     c.add_argument("--tag-some", action="store_true", help="tag only the first half of the tables")
     c.add_argument("--cidr-index", type=int, default=20)
     c.add_argument("--secondary-cidr", default=None)
+    c.add_argument("--ipv6", action="store_true", help="associate an Amazon-provided IPv6 block with the VPC")
     r = sub.add_parser("routes")
     r.add_argument("--vip", required=True)
     r.add_argument("tables", nargs="+")
@@ -157,12 +194,17 @@ def main():
     g = sub.add_parser("gateway-route")
     g.add_argument("--vip", required=True)
     g.add_argument("--table", required=True)
-    for q in (c, r, s, d, g):
+    e = sub.add_parser("edge-table")
+    e.add_argument("--vpc", required=True)
+    t = sub.add_parser("tag")
+    t.add_argument("--tag", required=True)
+    t.add_argument("tables", nargs="+")
+    for q in (c, r, s, d, g, e, t):
         q.add_argument("--endpoint", required=True)
         q.add_argument("--region", default=REGION)
     args = p.parse_args()
     {"create": create, "routes": routes, "set-route": set_route, "delete-route": delete_route,
-     "gateway-route": gateway_route}[args.cmd](args)
+     "gateway-route": gateway_route, "edge-table": edge_table, "tag": tag}[args.cmd](args)
 
 
 if __name__ == "__main__":
