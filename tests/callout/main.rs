@@ -13,4 +13,5 @@ mod fuzz_abi;
 mod process;
 mod races;
 mod scenarios;
+mod signals;
 mod tls;
