@@ -4,9 +4,10 @@
 //! callback table) and runs commands in order, printing one JSON line per command:
 //!
 //! ```text
-//! zfhost [--lib PATH] [--strsize N] COMMAND...
+//! zfhost [--lib PATH] [--strsize N] [--no-sigrt] COMMAND...
 //!   table                     the function table (id, name, descriptor)
-//!   call NAME CONFIG          call a cC entry, print rc, time, threads and the result
+//!   call NAME CONFIG          call a cC entry, print rc, time, threads, the result and how the
+//!                             library used sigrtclr()/sigrtchk() during the call
 //!   callhex NAME HEX          same, config given as hex bytes (invalid UTF-8, NUL, ...)
 //!   fork NAME CONFIG          fork; the child makes the call and prints; the parent waits
 //!   strsize N                 what zfstrsize() answers from now on
@@ -14,8 +15,14 @@
 //!   rss                       resident set size of this process (KiB)
 //!   sleep MS
 //!   unload                    ZFUnload + dlclose, then load again
+//!   raise SIG                 send signal number SIG to this process (raise(3)) and report
+//!   sigstate                  whether a stop is pending (sigrtchk would answer 1), signals seen
 //!   -                         read further commands from stdin, one per line, fields tab-separated
 //! ```
+//! Like an IRIS process, zfhost keeps SIGPIPE at its default action (Rust's runtime ignores it
+//! before `main`; zfhost restores SIG_DFL), and SIGTERM/SIGINT do not end it: they set the stop
+//! flag that the callback table's `sigrtchk()` reports (1) until `sigrtclr()` clears it.
+//! `--no-sigrt` passes null `sigrtchk`/`sigrtclr` slots instead.
 //! The library defaults to `libirisvip.so` beside the directory of this executable
 //! (`target/release/examples/zfhost` → `target/release/libirisvip.so`).
 
@@ -27,7 +34,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use zfhost::{set_strsize, strsize, thread_count, Library};
+use zfhost::{
+    install_stop_handlers, set_strsize, stop_state, strsize, thread_count, use_null_signal_slots,
+    Library,
+};
 
 fn default_lib() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
@@ -56,6 +66,12 @@ fn call(lib: &Library, name: &str, config: &[u8]) -> serde_json::Value {
             "cmd": "call", "name": name, "pid": std::process::id(), "rc": o.rc, "ms": ms,
             "threads_before": before, "threads_after": after, "capacity": strsize(),
             "guard_intact": o.guard_intact, "nul_within_capacity": o.nul_within_capacity,
+            "first_byte_stale": o.first_byte_stale,
+            "sigrtchk_calls": o.signals.sigrtchk_calls, "sigrtclr_calls": o.signals.sigrtclr_calls,
+            "sigrtclr_at_ms": o.signals.sigrtclr_at_ms,
+            "sigrtchk_first_ms": o.signals.sigrtchk_first_ms,
+            "sigrtchk_max_gap_ms": o.signals.sigrtchk_max_gap_ms,
+            "unchecked_max_ms": o.signals.unchecked_max_ms,
             "output_len": o.output.len(), "output_utf8": std::str::from_utf8(&o.output).is_ok(),
             "output": String::from_utf8_lossy(&o.output),
         }),
@@ -164,6 +180,19 @@ fn run(lib: &mut Option<Library>, path: &Path, args: &[String]) -> Result<usize,
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(2)
         }
+        "raise" => {
+            let sig: i32 = arg(1)?.parse().map_err(|e| format!("raise: {e}"))?;
+            // SAFETY: raise(3) on this process; the handlers installed are async-signal-safe.
+            let rc = unsafe { libc::raise(sig) };
+            let (stop, signals) = stop_state();
+            emit(json!({"cmd": "raise", "sig": sig, "rc": rc, "stop": stop, "signals": signals}));
+            Ok(2)
+        }
+        "sigstate" => {
+            let (stop, signals) = stop_state();
+            emit(json!({"cmd": "sigstate", "stop": stop, "signals": signals}));
+            Ok(1)
+        }
         "unload" => {
             if let Some(l) = lib.take() {
                 l.unload();
@@ -176,7 +205,27 @@ fn run(lib: &mut Option<Library>, path: &Path, args: &[String]) -> Result<usize,
     }
 }
 
+/// SIGPIPE's disposition now: "default", "ignore" or "handler".
+fn sigpipe_disposition() -> &'static str {
+    // SAFETY: reading the current action into a zeroed struct.
+    let handler = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    };
+    match handler {
+        libc::SIG_DFL => "default",
+        libc::SIG_IGN => "ignore",
+        _ => "handler",
+    }
+}
+
 fn main() -> ExitCode {
+    // An IRIS process's SIGPIPE disposition is not documented: test against the harshest one,
+    // the default action (death), which Rust's runtime replaced with SIG_IGN before main.
+    // SAFETY: setting a disposition at start, before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    install_stop_handlers();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut path = default_lib();
     while let Some(flag) = args.first().cloned() {
@@ -195,6 +244,10 @@ fn main() -> ExitCode {
                 }
                 args.drain(..2);
             }
+            "--no-sigrt" => {
+                use_null_signal_slots();
+                args.drain(..1);
+            }
             _ => break,
         }
     }
@@ -210,7 +263,8 @@ fn main() -> ExitCode {
     let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
     emit(
         json!({"cmd": "load", "lib": path, "ms": load_ms, "pid": std::process::id(),
-                "threads": thread_count(), "rss_before_kib": rss_before, "rss_kib": rss_kib()}),
+                "threads": thread_count(), "rss_before_kib": rss_before, "rss_kib": rss_kib(),
+                "sigpipe": sigpipe_disposition()}),
     );
     let mut i = 0;
     while i < args.len() {

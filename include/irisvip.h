@@ -41,7 +41,7 @@ typedef struct irisvip_callbacks {
     int (*zferror)(int, int);                    /* 2 */
     int (*mgrdira)(int len, char *buf);          /* 3: manager directory, narrow */
     int (*mgrdirw)(int len, unsigned short *buf);/* 4: manager directory, UTF-16 */
-    int (*sigrtchk)(void);                       /* 5: after EINTR: -1 error, 0 restart, 1 SIGINT/SIGTERM */
+    int (*sigrtchk)(void);                       /* 5: -1 error, 0 restart, 1 SIGINT/SIGTERM: stop */
     int (*sigrtclr)(void);                       /* 6: clear the signal state before a blocking call */
     int (*dzfalarm)(void);                       /* 7: the only sanctioned SIGALRM */
     int (*zfresjob)(void);                       /* 8 */
@@ -59,7 +59,18 @@ typedef int (*irisvip_unload_fn)(void);
 /*
  * Exports. Entries always return IRISVIP_ZF_SUCCESS once a result was written (success
  * or failure is inside the JSON); IRISVIP_ZF_FAILURE only when result is NULL.
- * `result` must hold zfstrsize() bytes; never more is written, the NUL included.
+ * `result` must hold zfstrsize() bytes; never more is written, the NUL included. A
+ * zfstrsize() of 0 or less is taken as a buffer of one byte (IRIS reserves at least ZFString
+ * for every C output, so the answer is wrong, not the buffer empty): a single NUL is written,
+ * the empty string, never a stale buffer. Capacities 1 and 2 get the empty string as well
+ * (no JSON fits); from 3 on, the longest object that fits.
+ *
+ * Signals: each call invokes sigrtclr() once as it starts, then sigrtchk() every 50 ms while
+ * it runs; an answer of 1 ends the call at once with error kind "interrupted" (requests in
+ * flight are abandoned, not undone). A NULL table or slot means never interrupted. For the
+ * duration of a call SIGPIPE is blocked in the calling thread's mask (a write to a connection
+ * the peer closed then fails with EPIPE instead of killing the process) and a SIGPIPE left
+ * pending is consumed before the mask is restored; no other signal or thread is touched.
  */
 const zfestr *GetZFTable(const irisvip_callbacks *cbtp, const void *eftp);
 int ZFInit(void);

@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Aws,
     /// A bug in irisvip (a caught panic, a broken invariant).
     Internal,
+    /// IRIS asked the process to stop (SIGINT, SIGTERM, RESJOB) while the call ran.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Aws => "aws",
             ErrorKind::Internal => "internal",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 }
@@ -82,6 +85,9 @@ impl Error {
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
+    }
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Interrupted, message)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod config;
 mod dns;
 pub mod error;
 mod ffi;
+mod interrupt;
 pub mod local;
 pub mod net;
 pub mod ops;

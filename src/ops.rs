@@ -26,16 +26,28 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(25);
 /// Environment values that must never appear in a result.
 const SECRET_ENV: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
-/// Test hook: `IRISVIP_TEST_PANIC=<op>` makes that entry panic, to prove no panic crosses
-/// the C boundary. Harmless in production (nobody sets it).
+/// Test hook: `IRISVIP_TEST_PANIC=<op>` makes that entry panic as it starts, to prove no panic
+/// crosses the C boundary; `<op>@runtime` panics inside the runtime instead (the process lock
+/// held, `block_on` running), to prove the next call starts from a fresh runtime and session.
+/// Harmless in production (nobody sets it).
 const PANIC_HOOK_ENV: &str = "IRISVIP_TEST_PANIC";
 
-/// Runs one entry on the raw config bytes and returns its result. Never panics on bad input.
+/// Runs one entry on the raw config bytes and returns its result; never interrupted (the CLI).
+/// Never panics on bad input.
 pub fn execute(op: Op, raw: &[u8]) -> Report {
+    execute_with(op, raw, &crate::interrupt::never)
+}
+
+/// As `execute`, asking `interrupted()` every `interrupt::TICK` while the call waits: when it
+/// answers true (IRIS wants the process to stop) the call returns at once with kind
+/// `interrupted`, its requests in flight abandoned.
+pub fn execute_with(op: Op, raw: &[u8], interrupted: &dyn Fn() -> bool) -> Report {
     let started = Instant::now();
-    if std::env::var_os(PANIC_HOOK_ENV).is_some_and(|v| v == op.as_str()) {
+    let panic_hook = std::env::var(PANIC_HOOK_ENV).unwrap_or_default();
+    if panic_hook == op.as_str() {
         panic!("{PANIC_HOOK_ENV} asked {} to panic", op.as_str());
     }
+    let panic_in_runtime = panic_hook.strip_suffix("@runtime") == Some(op.as_str());
     let mut report = Report::new(op);
     if op == Op::Status {
         report.source_dest_check = Some(None);
@@ -47,21 +59,47 @@ pub fn execute(op: Op, raw: &[u8]) -> Report {
             let deadline = tokio::time::Instant::from_std(started + cfg.timeout);
             let ran = runtime::with_process(|rt, session| {
                 rt.block_on(async {
+                    if panic_in_runtime {
+                        panic!("{PANIC_HOOK_ENV} asked {} to panic in the runtime", op.as_str());
+                    }
                     let call = async {
                         match op {
                             Op::Check => check::run(&cfg, session, &mut report, deadline).await,
                             _ => run(op, &cfg, session, &mut report, deadline).await,
                         }
                     };
-                    let outcome = timeout_at(deadline + DEADLINE_SLACK, call).await;
-                    match outcome {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => report.fail(&e),
-                        Err(_) => report.fail(&Error::timeout(format!(
+                    let bounded = timeout_at(deadline + DEADLINE_SLACK, call);
+                    match crate::interrupt::or_interrupted(bounded, interrupted).await {
+                        Some(Ok(Ok(()))) => {}
+                        Some(Ok(Err(e))) => report.fail(&e),
+                        Some(Err(_)) => report.fail(&Error::timeout(format!(
                             "{} did not finish within timeout_ms={}; EC2 or instance metadata is slow or unreachable",
                             op.as_str(),
                             cfg.timeout.as_millis()
                         ))),
+                        None => {
+                            let changed = if matches!(op, Op::Status | Op::Check) {
+                                "nothing was changed (it only reads)"
+                            } else if cfg.dry_run {
+                                "nothing was changed (dry_run=1)"
+                            } else {
+                                "route changes already sent to EC2 may have taken effect, whether or not this \
+                                 result lists them; call vip_status to see where the VIP's routes point now"
+                            };
+                            let e = Error::interrupted(format!(
+                                "IRIS asked this process to stop (SIGINT/SIGTERM/RESJOB) during {} after {} ms; {changed}",
+                                op.as_str(),
+                                started.elapsed().as_millis()
+                            ));
+                            // The interruption is what the caller must see; an earlier error
+                            // of this call stays readable as a warning.
+                            if let Some(earlier) = report.error.take() {
+                                report
+                                    .warnings
+                                    .push(format!("before the interruption: {}: {}", earlier.kind, earlier.message));
+                            }
+                            report.fail(&e);
+                        }
                     }
                 })
             });

@@ -137,6 +137,7 @@ fn kind(u: &mut Unstructured) -> arbitrary::Result<ErrorKind> {
         ErrorKind::Timeout,
         ErrorKind::Aws,
         ErrorKind::Internal,
+        ErrorKind::Interrupted,
     ])?)
 }
 

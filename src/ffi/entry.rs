@@ -2,7 +2,7 @@
 //! around the safe work, the result copied into the caller's buffer within its capacity.
 
 use super::abi::{irisvip_entry_fn, IRISVIP_ZF_FAILURE, IRISVIP_ZF_SUCCESS};
-use super::{callbacks, panic};
+use super::{callbacks, panic, sigpipe};
 use crate::ops;
 use crate::report::{render_bounded, Op};
 use std::ffi::{c_char, c_int, CStr};
@@ -53,6 +53,7 @@ unsafe fn entry(op: Op, config: *const c_char, result: *mut c_char) -> c_int {
     if result.is_null() {
         return IRISVIP_ZF_FAILURE as c_int;
     }
+    let _sigpipe = sigpipe::Held::new();
     let capacity = callbacks::reply_capacity();
     let bytes = panic::guard(op, || {
         // SAFETY: the caller passes a NUL-terminated string or null (an empty config).
@@ -61,15 +62,15 @@ unsafe fn entry(op: Op, config: *const c_char, result: *mut c_char) -> c_int {
         } else {
             unsafe { CStr::from_ptr(config) }.to_bytes()
         };
-        ops::execute(op, raw)
+        // IRIS's protocol: clear once as the call starts, then ask while it waits.
+        callbacks::clear_signals();
+        ops::execute_with(op, raw, &callbacks::stop_requested)
     });
     // Rendering cannot realistically panic, but nothing may unwind from here either.
     let json = std::panic::catch_unwind(|| render_bounded(&bytes, capacity)).unwrap_or_default();
-    if capacity == 0 {
-        return IRISVIP_ZF_SUCCESS as c_int;
-    }
     let n = json.len().min(capacity - 1);
-    // SAFETY: `result` holds `capacity` bytes (the contract with IRIS); we write n + 1 ≤ capacity.
+    // SAFETY: `result` holds `capacity` bytes (the contract with IRIS; `reply_capacity` is at
+    // least 1); we write n + 1 <= capacity.
     unsafe {
         std::ptr::copy_nonoverlapping(json.as_ptr(), result.cast::<u8>(), n);
         *result.add(n) = 0;

@@ -1,5 +1,6 @@
 //! The panic guard: a panic must never unwind into IRIS (Rust would abort the whole database
-//! process). It becomes an `internal` error result instead.
+//! process). It becomes an `internal` error result instead, and the process's runtime and
+//! session are abandoned (see `runtime`): the next call starts from fresh ones.
 
 use crate::error::Error;
 use crate::report::{Op, Report};
@@ -9,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub fn guard(op: Op, f: impl FnOnce() -> Report) -> Report {
     // The closure's captures are plain inputs; nothing broken is observed after a panic.
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        crate::runtime::abandon();
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())

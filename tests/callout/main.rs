@@ -17,4 +17,5 @@ mod process;
 mod races;
 mod scenarios;
 mod selection;
+mod signals;
 mod tls;
