@@ -8,6 +8,8 @@ mod abi;
 mod bad_input;
 mod check;
 mod contract;
+mod credentials;
+mod dns;
 mod faults;
 mod fuzz_abi;
 mod process;
