@@ -176,6 +176,10 @@ fn container_credentials_work_without_a_thread() {
     let calls = lines(&out);
     // result_of checks threads_after == 1 for each call.
     let claim = result_of(&calls[0]);
+    eprintln!(
+        "credentials: first claim with container credentials: {:.0} ms",
+        calls[0]["ms"].as_f64().unwrap_or(-1.0)
+    );
     assert_eq!(claim["ok"], true, "{claim}");
     let status = result_of(&calls[1]);
     assert_eq!(status["ok"], true, "{status}");
