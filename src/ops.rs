@@ -72,11 +72,17 @@ pub fn execute_with(op: Op, raw: &[u8], interrupted: &dyn Fn() -> bool) -> Repor
                     match crate::interrupt::or_interrupted(bounded, interrupted).await {
                         Some(Ok(Ok(()))) => {}
                         Some(Ok(Err(e))) => report.fail(&e),
-                        Some(Err(_)) => report.fail(&Error::timeout(format!(
-                            "{} did not finish within timeout_ms={}; EC2 or instance metadata is slow or unreachable",
-                            op.as_str(),
-                            cfg.timeout.as_millis()
-                        ))),
+                        Some(Err(_)) => {
+                            // A resolver that never answered is the likeliest cause: name it.
+                            let why = session.unanswered_dns().unwrap_or_else(|| {
+                                "EC2 or instance metadata is slow or unreachable".to_owned()
+                            });
+                            report.fail(&Error::timeout(format!(
+                                "{} did not finish within timeout_ms={}: {why}",
+                                op.as_str(),
+                                cfg.timeout.as_millis()
+                            )))
+                        }
                         None => {
                             let changed = if matches!(op, Op::Status | Op::Check) {
                                 "nothing was changed (it only reads)"

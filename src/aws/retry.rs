@@ -13,6 +13,7 @@
 
 use super::{error_code, is_throttling};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::cell::Cell;
 use std::future::Future;
@@ -49,7 +50,10 @@ enum Failure {
     Final,
 }
 
-fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Failure {
+fn classify<E>(err: &SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     match err {
         SdkError::ServiceError(s) => {
             if error_code(err).is_some_and(is_throttling) {
@@ -61,9 +65,23 @@ fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Failure
             }
         }
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Failure::Transient,
+        // A name that did not resolve won't on a resend: the answer is kept for the call.
+        SdkError::DispatchFailure(_) if caused_by_dns(err) => Failure::Final,
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => Failure::Transient,
         _ => Failure::Final,
     }
+}
+
+/// Whether a resolver's answer (NXDOMAIN, no nameserver) is somewhere in the error's causes.
+fn caused_by_dns(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.is::<ResolveDnsError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or no pause fits before `deadline`;
@@ -74,7 +92,7 @@ pub async fn send<T, E, F, Fut>(
     mut attempt: F,
 ) -> Result<T, SdkError<E, HttpResponse>>
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 {

@@ -4,17 +4,22 @@
 
 use super::ec2;
 use super::imds::{self, Identity};
-use crate::dns::InThreadResolver;
+use crate::dns::Resolver;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::IpNet;
-use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::ecs::EcsCredentialsProvider;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::imds::credentials::ImdsCredentialsProvider;
 use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
-use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::config::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -26,11 +31,18 @@ use std::time::{Duration, Instant};
 /// IMDS answers on the host's link: one second is plenty, two attempts absorb a lost packet.
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 const IMDS_ATTEMPTS: u32 = 2;
+/// The container credentials endpoint (ECS task role, EKS Pod Identity) is local too; the
+/// SDK's defaults are 2 s and 5 s.
+const CONTAINER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const CONTAINER_READ_TIMEOUT: Duration = Duration::from_secs(2);
 const EC2_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One attempt that hangs longer is abandoned and retried (the call's deadline still rules).
 const EC2_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Session {
+    /// The one resolver of the process: the HTTP client (EC2, IMDS, STS, container
+    /// credentials) and the container provider's own URL check use it.
+    dns: Resolver,
     http: SharedHttpClient,
     provider: ProviderConfig,
     imds: aws_config::imds::Client,
@@ -49,12 +61,14 @@ const CIDR_TTL: Duration = Duration::from_secs(300);
 
 impl Session {
     pub fn new() -> Self {
+        let dns = Resolver::from_system();
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_with_resolver(InThreadResolver);
+            .build_with_resolver(dns.clone());
         let provider = ProviderConfig::default().with_http_client(http.clone());
         let imds = imds_client(&provider);
         Session {
+            dns,
             http,
             provider,
             imds,
@@ -82,6 +96,9 @@ impl Session {
         eni: Option<&str>,
         deadline: tokio::time::Instant,
     ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
+        // Each call asks DNS again (at most once per host); the resolver rereads its files if
+        // they changed.
+        self.dns.begin_call();
         match self.prepare_once(region, endpoint, eni, deadline).await {
             Err(e) if e.kind == ErrorKind::Metadata => {
                 self.imds = imds_client(&self.provider);
@@ -148,6 +165,12 @@ impl Session {
             .insert(vpc_id.to_owned(), (Instant::now(), cidrs.to_vec()));
     }
 
+    /// For the message of a call that ran out of time: the host name DNS has not answered, if
+    /// a lookup is still waiting ("DNS did not answer for ec2.example.com within 1002 ms ...").
+    pub fn unanswered_dns(&self) -> Option<String> {
+        self.dns.unanswered()
+    }
+
     /// Probes IMDSv2 (token and one GET), for the preflight.
     pub async fn probe_imds(&self) -> Result<String> {
         imds::instance_id(&self.imds).await
@@ -188,16 +211,7 @@ impl Session {
         let credentials = match &self.credentials {
             Some(c) => c.clone(),
             None => {
-                let chain = DefaultCredentialsChain::builder()
-                    .configure(
-                        self.provider
-                            .clone()
-                            .with_region(Some(Region::new(region.to_owned()))),
-                    )
-                    .imds_client(self.imds.clone())
-                    .build()
-                    .await;
-                let shared = SharedCredentialsProvider::new(chain);
+                let shared = SharedCredentialsProvider::new(self.credential_chain(region));
                 self.credentials = Some(shared.clone());
                 shared
             }
@@ -221,6 +235,52 @@ impl Session {
         let client = aws_sdk_ec2::Client::new(&loader.load().await);
         self.clients.insert(key, client.clone());
         client
+    }
+
+    /// The SDK's default credential chain (environment, profile, web identity, container,
+    /// instance profile), assembled here rather than by `DefaultCredentialsChain`, which
+    /// (1) looks the region up through its own chain, IMDS included, even when the config names
+    /// one (measured: 1 s on the first claim with a hanging IMDS), and (2) lets the container
+    /// provider check its URL's host with the SDK's `TokioDnsResolver`, which starts threads.
+    /// Every provider here uses our HTTP client, our resolver, our IMDS client and `region`.
+    /// The profile's named `credential_source`s get the same container and IMDS providers.
+    fn credential_chain(&self, region: &str) -> CredentialsProviderChain {
+        let conf = self
+            .provider
+            .clone()
+            .with_region(Some(Region::new(region.to_owned())));
+        let container = || {
+            EcsCredentialsProvider::builder()
+                .configure(&conf)
+                .dns(self.dns.clone())
+                .connect_timeout(CONTAINER_CONNECT_TIMEOUT)
+                .read_timeout(CONTAINER_READ_TIMEOUT)
+                .build()
+        };
+        let instance = || {
+            ImdsCredentialsProvider::builder()
+                .configure(&conf)
+                .imds_client(self.imds.clone())
+                .build()
+        };
+        let profile = ProfileFileCredentialsProvider::builder()
+            .configure(&conf)
+            .with_custom_provider("EcsContainer", container())
+            .with_custom_provider("Ec2InstanceMetadata", instance())
+            .build();
+        CredentialsProviderChain::first_try(
+            "Environment",
+            EnvironmentVariableCredentialsProvider::new(),
+        )
+        .or_else("Profile", profile)
+        .or_else(
+            "WebIdentityToken",
+            WebIdentityTokenCredentialsProvider::builder()
+                .configure(&conf)
+                .build(),
+        )
+        .or_else("EcsContainer", container())
+        .or_else("Ec2InstanceMetadata", instance())
     }
 
     /// Who we are: from the ENI's description when the config names the ENI (no IMDS

@@ -9,6 +9,8 @@ mod bad_input;
 mod check;
 mod consistency;
 mod contract;
+mod credentials;
+mod dns;
 mod ec2_model;
 mod faults;
 mod fuzz_abi;
