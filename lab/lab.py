@@ -96,7 +96,7 @@ def describe(lab, a):
     for mem in lab.members.values():
         i = mem.ident
         print(f"  member {mem.name}: {t.ns[mem.role]}, {i['private_ip']} in {i['az']}, {i['instance_id']} {i['eni']}, "
-              f"VIP {netns.VIP} on eth0:1, IMDSv2 at {netns.IMDS_ADDR}:80, service on :{SERVICE_PORT}; "
+              f"VIP {netns.VIP} on {netns.VIP_LABEL}, IMDSv2 at {netns.IMDS_ADDR}:80, service on :{SERVICE_PORT}; "
               f"library loaded in {mem.load['ms']:.1f} ms")
     print(f"  client: {t.ns['c']}, {t.client_ip}; its subnet uses {w['client_table']} "
           f"(tables: {', '.join(w['route_tables'])})")

@@ -22,6 +22,10 @@ PREFIX = "irisvip-lab-"
 ROLES = ("vpc", "a", "b", "c")
 VIP = "192.168.240.10"
 IMDS_ADDR = "169.254.169.254"
+# Members' first NIC, as on current Nitro AMIs; the VIP's label on it. The library is given no
+# interface= and must find this label from the ENI's MAC in instance metadata.
+MEMBER_DEV = "ens5"
+VIP_LABEL = f"{MEMBER_DEV}:1"
 SUBNET = {"a": 1, "b": 2, "c": 3}  # third octet of each role's subnet, as world.py numbers them
 
 
@@ -130,7 +134,7 @@ def create(n):
         for role in ("a", "b", "c"):
             # Created inside the router namespace with the peer moved straight into the other one:
             # the root namespace never holds either end, so no name can clash with the host's.
-            ip("-n", vpc, "link", "add", f"to-{role}", "type", "veth", "peer", "name", "eth0", "netns", topo.ns[role])
+            ip("-n", vpc, "link", "add", f"to-{role}", "type", "veth", "peer", "name", dev(role), "netns", topo.ns[role])
             ip("-n", vpc, "addr", "add", f"{topo.gw(role)}/24", "dev", f"to-{role}")
             ip("-n", vpc, "link", "set", f"to-{role}", "up")
         # Forwarding on; rp_filter off: a member answers from the VIP, whose route may point at the
@@ -153,15 +157,21 @@ def create(n):
         raise
 
 
+def dev(role):
+    """The NIC's name: members are current Nitro instances (Amazon Linux 2023, Ubuntu), whose first
+    device is ens5, not eth0; the library finds it by the ENI's MAC. The client is just a host."""
+    return MEMBER_DEV if role in ("a", "b") else "eth0"
+
+
 def configure_member(topo, role, private_ip, mac):
-    """A member as an EC2 instance sees itself: eth0 with its ENI's MAC and private IP, the VIP
-    on label eth0:1 (what IRIS's mirror VIP setup leaves), and 169.254.169.254 on lo where its
+    """A member as an EC2 instance sees itself: ens5 with its ENI's MAC and private IP, the VIP
+    on label ens5:1 (what IRIS's mirror VIP setup leaves), and 169.254.169.254 on lo where its
     IMDSv2 stand-in listens, so the library uses the real metadata address."""
     ns = topo.ns[role]
     topo.member_ip[role] = private_ip
-    ip("-n", ns, "link", "set", "eth0", "address", mac)
-    ip("-n", ns, "addr", "add", f"{private_ip}/24", "dev", "eth0")
-    ip("-n", ns, "addr", "add", f"{VIP}/32", "dev", "eth0", "label", "eth0:1")
+    ip("-n", ns, "link", "set", MEMBER_DEV, "address", mac)
+    ip("-n", ns, "addr", "add", f"{private_ip}/24", "dev", MEMBER_DEV)
+    ip("-n", ns, "addr", "add", f"{VIP}/32", "dev", MEMBER_DEV, "label", VIP_LABEL)
     ip("-n", ns, "addr", "add", f"{IMDS_ADDR}/32", "dev", "lo")
     set_link(topo, role, True)
 
@@ -169,7 +179,7 @@ def configure_member(topo, role, private_ip, mac):
 def set_link(topo, role, up):
     """A member's NIC on or off. Down takes the default route with it, so up restores it."""
     ns = topo.ns[role]
-    ip("-n", ns, "link", "set", "eth0", "up" if up else "down")
+    ip("-n", ns, "link", "set", MEMBER_DEV, "up" if up else "down")
     if up:
         ip("-n", ns, "route", "replace", "default", "via", topo.gw(role))
 

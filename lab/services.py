@@ -56,7 +56,7 @@ class Member:
         self.ns = lab.topo.ns[role]
         self.ident = ident  # world.py's member: instance_id, eni, mac, subnet, az, private_ip
         # The endpoint is the one override: EC2 is reached at the router's address in this
-        # member's subnet, as through a VPC interface endpoint. Everything else (VIP from eth0:1,
+        # member's subnet, as through a VPC interface endpoint. Everything else (VIP from ens5:1,
         # ENI, region, credentials) the library finds itself, through IMDSv2.
         self.config = f"endpoint=http://{lab.topo.gw(role)}:{MOTO_PORT}"
         self.imds = self.service = self.host = None

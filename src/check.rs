@@ -3,7 +3,7 @@
 
 use crate::aws::ec2::{self, Mutation};
 use crate::aws::session::Session;
-use crate::config::Config;
+use crate::config::{Config, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::local;
 use crate::ops::{
@@ -299,7 +299,15 @@ async fn checks(
                 Err(_) => unknown.push(format!("{t}: no answer before the deadline")),
             }
         }
-        items.push(if !denied.is_empty() {
+        items.push(if !denied.is_empty() && m == Mutation::DeleteRoute {
+            // Least privilege leaves DeleteRoute out where members never release (the
+            // template's AllowRelease=false): only a release would fail, so a warning.
+            warned(
+                &name,
+                format!("ec2:DeleteRoute is denied on {}: a release will fail (a claim does not need it)", denied.join(", ")),
+                Some("expected where release is disabled by policy; otherwise grant it (examples/iam-policy-release.json)".into()),
+            )
+        } else if !denied.is_empty() {
             failed(
                 &name,
                 format!("ec2:{} is denied on {}", m.action(), denied.join(", ")),
@@ -312,5 +320,89 @@ async fn checks(
             item(&name, CheckStatus::Pass, format!("ec2:{} allowed on {} table(s) (DryRun)", m.action(), ids.len()))
         });
     }
+    guards(&client, cfg, &me, &ids, &dest, deadline, items).await;
     Ok(())
+}
+
+/// The guards of least privilege that can be seen from inside, each probed with DryRun:
+/// - `guard:route_scope`: route calls are denied on a table of the VPC outside the selection
+///   (IAM can't restrict a route call's destination, so the table is the only fence);
+/// - `guard:tag`: the role can't set the selecting tag, so it can't pull another table into
+///   the VIP's route set (or push one out).
+///
+/// A guard that is missing is a warning, not a failure: claims work without it.
+async fn guards(
+    client: &aws_sdk_ec2::Client,
+    cfg: &Config,
+    me: &crate::aws::imds::Identity,
+    selected: &[&str],
+    dest: &str,
+    deadline: Instant,
+    items: &mut Vec<CheckItem>,
+) {
+    let all = timeout_at(
+        deadline,
+        ec2::route_tables(client, &Selection::AllInVpc, &me.vpc_id, dest, deadline),
+    )
+    .await;
+    let outside: Option<String> = match &all {
+        Ok(Ok(all)) => all
+            .iter()
+            .map(|t| t.id.clone())
+            .find(|id| !selected.contains(&id.as_str())),
+        _ => None,
+    };
+    items.push(match &outside {
+        None => item(
+            "guard:route_scope",
+            CheckStatus::Skip,
+            format!("no table of {} outside the selection to probe", me.vpc_id),
+        ),
+        Some(other) => match timeout_at(
+            deadline,
+            ec2::may(client, Mutation::ReplaceRoute, other, dest, &me.eni),
+        )
+        .await
+        {
+            Ok(Ok(false)) => item(
+                "guard:route_scope",
+                CheckStatus::Pass,
+                format!("route calls are denied on {other}, outside the selection"),
+            ),
+            Ok(Ok(true)) => warned(
+                "guard:route_scope",
+                format!(
+                    "ec2:ReplaceRoute is allowed on {other}, outside the selection: this role can repoint any route \
+                     (0.0.0.0/0, the local route) there"
+                ),
+                Some("scope Create/Replace/DeleteRoute to the VIP's route-table ARNs with an ec2:Vpc condition, and alert on \
+                      the role's route calls (examples/eventbridge-route-alert.json)".into()),
+            ),
+            Ok(Err(e)) => warned("guard:route_scope", format!("could not probe: {}", e.message), None),
+            Err(_) => warned("guard:route_scope", "no answer before the deadline", None),
+        },
+    });
+
+    let (key, value) = match &cfg.selection {
+        Selection::Tag { key, value } => (key.clone(), value.clone()),
+        _ => ("irisvip".to_owned(), "irisvip-check-probe".to_owned()),
+    };
+    let target = outside.as_deref().or(selected.first().copied());
+    items.push(match target {
+        None => item("guard:tag", CheckStatus::Skip, "no table to probe"),
+        Some(t) => match timeout_at(deadline, ec2::may_tag(client, t, &key, &value)).await {
+            Ok(Ok(false)) => item(
+                "guard:tag",
+                CheckStatus::Pass,
+                format!("tagging {t} with {key} is denied"),
+            ),
+            Ok(Ok(true)) => warned(
+                "guard:tag",
+                format!("this role may tag {t} with {key}={value}: it could move a table into or out of the VIP's route set"),
+                Some(format!("deny ec2:CreateTags and ec2:DeleteTags for the tag key {key} (aws:TagKeys) to the instance role")),
+            ),
+            Ok(Err(e)) => warned("guard:tag", format!("could not probe: {}", e.message), None),
+            Err(_) => warned("guard:tag", "no answer before the deadline", None),
+        },
+    });
 }

@@ -318,6 +318,32 @@ pub async fn may(client: &Client, m: Mutation, table: &str, dest: &str, eni: &st
     }
 }
 
+/// Whether IAM allows tagging `table` with `key=value`, asked with DryRun: a role that may
+/// tag tables can move one into (or out of) a tag-selected VIP route set.
+pub async fn may_tag(client: &Client, table: &str, key: &str, value: &str) -> Result<bool> {
+    let answer = client
+        .create_tags()
+        .dry_run(true)
+        .resources(table)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ());
+    match answer {
+        Ok(()) => Ok(true),
+        Err(e) => match error_code(&e) {
+            Some("DryRunOperation") => Ok(true),
+            Some("UnauthorizedOperation") => Ok(false),
+            _ => Err(sdk_error("CreateTags", table, e)),
+        },
+    }
+}
+
 /// Reads a DryRun answer. A real success means the endpoint ignored DryRun: allowed.
 fn dry_run_answer<E>(m: Mutation, table: &str, answer: SdkResult<E>) -> Result<bool>
 where

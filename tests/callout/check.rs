@@ -108,3 +108,88 @@ fn permissions_skip_probes_nothing() {
     );
     assert_eq!(w.routes(VIP), vec![None]);
 }
+
+/// The guards of least privilege the preflight can see: route calls denied outside the
+/// selected tables, the selecting tag out of the role's reach; and DeleteRoute denied where
+/// release is disabled by policy is a warning, not a failed preflight.
+#[test]
+fn guards_of_least_privilege_are_reported() {
+    let w = World::create(3, &[]);
+    let a = Node::new(&w, &w.a);
+    let t = w.route_tables.clone();
+    let ec2 = FaultProxy::start(&w.endpoint);
+    let config = cfg(&format!(
+        "endpoint={};route_tables={},{}",
+        ec2.url(),
+        t[0],
+        t[1]
+    ));
+    let denied = |extra: Value| {
+        let mut rule = json!({"fault": "ec2_error", "code": "UnauthorizedOperation",
+            "message": "You are not authorized to perform this operation.", "status": 403, "count": -1});
+        if let (Some(r), Some(x)) = (rule.as_object_mut(), extra.as_object()) {
+            r.extend(x.clone());
+        }
+        rule
+    };
+    let allowed = json!({"params": {"DryRun": "true"}, "fault": "ec2_error", "code": "DryRunOperation",
+        "message": "Request would have succeeded, but DryRun flag is set.", "status": 412, "count": -1});
+
+    // The template's policy: routes only in the selected tables, no tagging, no release.
+    ec2.set(json!([
+        denied(
+            json!({"action": "ReplaceRoute", "params": {"DryRun": "true", "RouteTableId": t[2]}})
+        ),
+        denied(json!({"action": "CreateTags", "params": {"DryRun": "true"}})),
+        denied(json!({"action": "DeleteRoute", "params": {"DryRun": "true"}})),
+        allowed.clone(),
+    ]));
+    let r = a.call("vip_check", &config);
+    assert_eq!(r["ok"], true, "a denied DeleteRoute only warns: {r}");
+    assert_eq!(item(&r, "guard:route_scope")["status"], "pass", "{r}");
+    assert!(item(&r, "guard:route_scope")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains(&t[2]));
+    assert_eq!(item(&r, "guard:tag")["status"], "pass", "{r}");
+    let delete = item(&r, "permission:DeleteRoute");
+    assert_eq!(delete["status"], "warn", "{r}");
+    assert!(
+        delete["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("iam-policy-release.json"),
+        "{delete}"
+    );
+
+    // A broad policy: both guards missing, named with their fix.
+    ec2.set(json!([allowed]));
+    let r = a.call("vip_check", &config);
+    assert_eq!(r["ok"], true, "{r}");
+    let scope = item(&r, "guard:route_scope");
+    assert_eq!(scope["status"], "warn", "{r}");
+    assert!(
+        scope["detail"].as_str().unwrap_or("").contains(&t[2]),
+        "{scope}"
+    );
+    assert!(
+        scope["fix"].as_str().unwrap_or("").contains("ec2:Vpc"),
+        "{scope}"
+    );
+    let tag = item(&r, "guard:tag");
+    assert_eq!(tag["status"], "warn", "{r}");
+    assert!(
+        tag["fix"].as_str().unwrap_or("").contains("aws:TagKeys"),
+        "{tag}"
+    );
+    assert_eq!(item(&r, "permission:DeleteRoute")["status"], "pass", "{r}");
+    // Every DryRun answered by the proxy; nothing changed in EC2.
+    assert!(
+        ec2.log()
+            .iter()
+            .filter(|e| e["params"]["DryRun"] == "true")
+            .all(|e| !e["fault"].is_null()),
+        "a DryRun request reached moto"
+    );
+    assert_eq!(w.routes(VIP), vec![None, None, None]);
+}
