@@ -3,12 +3,14 @@
 //! tables at this member's network interface.
 //!
 //! Layers, each readable alone:
-//! - `ffi`: the C boundary (function table, entries, callback table, panic guard);
-//! - `ops`: claim / release / status, built from
-//!   - `config` (the config string), `net` (IPv4 prefixes), `plan` (pure decisions),
-//!     `report` (the result JSON), `local` (addresses on this host);
-//! - `aws`: IMDS, EC2 and the per-process session; `runtime` (current_thread runtime, fork
-//!   aware) and `dns` (an in-thread resolver) keep every call on the caller's thread.
+//! - `ffi`: the C boundary (function table, entries, callback table, panic guard, SIGPIPE);
+//! - `ops`: claim / release / status (`check`: the preflight), built from
+//!   - `config` (the config string), `net` (IP prefixes), `plan` (pure decisions),
+//!     `report` (the result JSON), `local` (addresses and devices on this host);
+//! - `aws`: IMDS, EC2 (with the library's own retries) and the per-process session;
+//!   `runtime` (current_thread runtime, fork aware), `dns` (an asynchronous resolver on it)
+//!   and `interrupt` (IRIS's `sigrtchk` while a call waits) keep every call on the caller's
+//!   thread and within its deadline.
 
 pub mod aws;
 pub mod check;
