@@ -46,41 +46,17 @@ pub fn label_for_mac(mac: Option<&str>, fallback: &str) -> String {
 /// The name of the (first) device whose hardware address is `mac` (any case, `:`-separated).
 pub fn device_with_mac(mac: &str) -> std::io::Result<Option<String>> {
     let want = mac.trim().to_ascii_lowercase();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head we own until freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut found = None;
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null; sa_family is valid for every sockaddr.
-        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_PACKET {
-            continue;
-        }
+    let found = each(libc::AF_PACKET, |name, sa| {
         // SAFETY: family AF_PACKET means the sockaddr is a sockaddr_ll.
-        let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
+        let ll = unsafe { &*(sa as *const libc::sockaddr_ll) };
         let len = usize::from(ll.sll_halen).min(ll.sll_addr.len());
         let hw: Vec<String> = ll.sll_addr[..len]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        if len > 0 && hw.join(":") == want {
-            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-            let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
-            found = Some(name.to_string_lossy().into_owned());
-            break;
-        }
-    }
-    // SAFETY: `head` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    Ok(found)
+        (len > 0 && hw.join(":") == want).then(|| name.to_string_lossy().into_owned())
+    })?;
+    Ok(found.into_iter().next())
 }
 
 /// The addresses of `family` that getifaddrs lists under `name`, each read by `read`.
@@ -88,6 +64,17 @@ fn walk<T>(
     name: &str,
     family: i32,
     read: impl Fn(*const libc::sockaddr) -> T,
+) -> std::io::Result<Vec<T>> {
+    each(family, |this, sa| {
+        (this.to_bytes() == name.as_bytes()).then(|| read(sa))
+    })
+}
+
+/// Every entry of `family` in getifaddrs(3)'s list, in the kernel's order, given to `pick`
+/// with its name; what `pick` keeps is returned.
+fn each<T>(
+    family: i32,
+    mut pick: impl FnMut(&CStr, *const libc::sockaddr) -> Option<T>,
 ) -> std::io::Result<Vec<T>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we own until freeifaddrs.
@@ -104,16 +91,12 @@ fn walk<T>(
             continue;
         }
         // SAFETY: ifa_addr is non-null; sa_family is valid for every sockaddr.
-        let sa_family = unsafe { (*ifa.ifa_addr).sa_family };
-        if i32::from(sa_family) != family {
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != family {
             continue;
         }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let this = unsafe { CStr::from_ptr(ifa.ifa_name) };
-        if this.to_bytes() != name.as_bytes() {
-            continue;
-        }
-        found.push(read(ifa.ifa_addr));
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list, alive until freeifaddrs.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
+        found.extend(pick(name, ifa.ifa_addr));
     }
     // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };

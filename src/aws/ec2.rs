@@ -49,12 +49,10 @@ pub async fn vpc_cidrs(client: &Client, vpc_id: &str, deadline: Instant) -> Resu
         .cidr_block_association_set()
         .iter()
         .filter(|a| {
-            // Disassociated blocks no longer constrain routes.
-            !matches!(
+            in_force(
                 a.cidr_block_state()
                     .and_then(|s| s.state())
                     .map(|s| s.as_str()),
-                Some("disassociated") | Some("failed")
             )
         })
         .filter_map(|a| a.cidr_block()?.parse().ok())
@@ -68,16 +66,21 @@ pub async fn vpc_cidrs(client: &Client, vpc_id: &str, deadline: Instant) -> Resu
         vpc.ipv6_cidr_block_association_set()
             .iter()
             .filter(|a| {
-                !matches!(
+                in_force(
                     a.ipv6_cidr_block_state()
                         .and_then(|s| s.state())
                         .map(|s| s.as_str()),
-                    Some("disassociated") | Some("failed")
                 )
             })
             .filter_map(|a| a.ipv6_cidr_block()?.parse::<IpNet>().ok()),
     );
     Ok(cidrs)
+}
+
+/// Whether a CIDR block in this association state still constrains routes: disassociated or
+/// failed blocks no longer do.
+fn in_force(state: Option<&str>) -> bool {
+    !matches!(state, Some("disassociated") | Some("failed"))
 }
 
 /// The selected route tables and the route to `dest` in each.

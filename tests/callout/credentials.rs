@@ -6,9 +6,7 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 /// Recognisable secrets: no output line may contain them.
@@ -114,26 +112,8 @@ impl ContainerCreds {
         let mut cmd = Command::new(python());
         cmd.arg(repo().join("tests/support/containercreds.py"))
             .args(["--secret-key", SECRET_KEY, "--session-token", SESSION_TOKEN])
-            .args(["--token", AUTH_TOKEN])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; the stand-in dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("containercreds.py starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("containercreds.py prints its port");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .expect("PORT <n>");
+            .args(["--token", AUTH_TOKEN]);
+        let (child, port) = spawn_with_port(&mut cmd, "containercreds.py");
         ContainerCreds { child, port }
     }
 

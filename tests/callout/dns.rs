@@ -8,7 +8,6 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -155,14 +154,9 @@ impl DnsStub {
             .args(["--sink", &format!("{SINK}:{SINK_PORT}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; the stub dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("dnsstub.py starts");
+        let mut child = die_with_parent(&mut cmd)
+            .spawn()
+            .expect("dnsstub.py starts");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped stdout");
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)

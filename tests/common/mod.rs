@@ -45,7 +45,7 @@ pub fn python() -> PathBuf {
 }
 
 /// Children die with the test process (not with the thread that started them: see `moto`).
-fn die_with_parent(cmd: &mut Command) -> &mut Command {
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -446,7 +446,7 @@ pub fn kind(result: &Value) -> &str {
 // ---- Helpers for the reliability tests (faults, races, fuzz_abi) --------------------------
 
 /// A child that prints "PORT <n>" on its first stdout line (the Python stand-ins).
-fn spawn_with_port(cmd: &mut Command, what: &str) -> (Child, u16) {
+pub fn spawn_with_port(cmd: &mut Command, what: &str) -> (Child, u16) {
     let (child, ports) = spawn_with_ports(cmd, what, &["PORT"]);
     (child, ports[0])
 }
