@@ -375,7 +375,7 @@ fn assume_fix(role: &crate::config::Role) -> String {
     };
     format!(
         "allow sts:AssumeRole on {} to this instance's own role (examples/iam-shared-vpc-member.json), and trust \
-         that role in the trust policy of {}{condition} (examples/iam-shared-vpc-owner.json)",
+         that role in the trust policy of {}{condition} (examples/iam-shared-vpc-owner-trust.json)",
         role.arn, role.arn
     )
 }
