@@ -98,15 +98,54 @@ async fn checks(
             cfg.region.as_deref(),
             cfg.endpoint.as_deref(),
             cfg.eni.as_deref(),
+            cfg.role.as_ref(),
             deadline,
         )
         .await
     {
         Ok(found) => found,
         Err(e) => {
-            items.push(failed("identity", e.message, e.kind, None));
+            match (&cfg.role, session.assume_failure()) {
+                (Some(role), Some(_)) => items.push(failed(
+                    "assume_role",
+                    e.message,
+                    e.kind,
+                    Some(assume_fix(role)),
+                )),
+                _ => items.push(failed("identity", e.message, e.kind, None)),
+            }
             return Ok(());
         }
+    };
+    // With role_arn every EC2 request below (the DryRun probes included) signs as that role.
+    if let Some(role) = &cfg.role {
+        let (name, left) = match session.assumed(role) {
+            Some((name, Some(until))) => (
+                name,
+                until
+                    .duration_since(std::time::SystemTime::now())
+                    .map(|d| format!(", credentials valid for {} more min", d.as_secs() / 60))
+                    .unwrap_or_default(),
+            ),
+            Some((name, None)) => (name, String::new()),
+            None => ("?".to_owned(), String::new()),
+        };
+        items.push(item(
+            "assume_role",
+            CheckStatus::Pass,
+            format!(
+                "STS AssumeRole of {} as session {name}{}{left}; the EC2 checks below run as this role",
+                role.arn,
+                role.external_id
+                    .as_ref()
+                    .map(|_| " (with external_id)")
+                    .unwrap_or("")
+            ),
+        ));
+    }
+    let who = match &cfg.role {
+        Some(r) => format!("role {}", r.arn),
+        None => "the instance role".to_owned(),
     };
     report.region = Some(region.clone());
     report.instance_id = me.instance_id.clone();
@@ -116,10 +155,14 @@ async fn checks(
         "identity",
         CheckStatus::Pass,
         format!(
-            "region {region}, ENI {}, VPC {}, instance {}",
+            "region {region}, ENI {}, VPC {}, instance {}{}",
             me.eni,
             me.vpc_id,
-            me.instance_id.as_deref().unwrap_or("?")
+            me.instance_id.as_deref().unwrap_or("?"),
+            match &cfg.role {
+                Some(r) => format!(", EC2 calls as assumed role {}", r.arn),
+                None => String::new(),
+            }
         ),
     ));
 
@@ -310,18 +353,38 @@ async fn checks(
         } else if !denied.is_empty() {
             failed(
                 &name,
-                format!("ec2:{} is denied on {}", m.action(), denied.join(", ")),
+                format!("ec2:{} is denied to {who} on {}", m.action(), denied.join(", ")),
                 ErrorKind::Permission,
-                Some(format!("grant ec2:{} on these route tables to the instance role (see examples/iam-policy.json)", m.action())),
+                Some(format!("grant ec2:{} on these route tables to {who} (see {})", m.action(), policy_example(cfg))),
             )
         } else if !unknown.is_empty() {
             warned(&name, format!("could not probe ec2:{}: {}", m.action(), unknown.join("; ")), None)
         } else {
-            item(&name, CheckStatus::Pass, format!("ec2:{} allowed on {} table(s) (DryRun)", m.action(), ids.len()))
+            item(&name, CheckStatus::Pass, format!("ec2:{} allowed to {who} on {} table(s) (DryRun)", m.action(), ids.len()))
         });
     }
     guards(&client, cfg, &me, &ids, &dest, deadline, items).await;
     Ok(())
+}
+
+/// The fix of a failed AssumeRole: both sides of the trust.
+fn assume_fix(role: &crate::config::Role) -> String {
+    let condition = match &role.external_id {
+        Some(_) => " with the condition sts:ExternalId equal to external_id=",
+        None => "",
+    };
+    format!(
+        "allow sts:AssumeRole on {} to this instance's own role (examples/iam-shared-vpc-member.json), and trust \
+         that role in the trust policy of {}{condition} (examples/iam-shared-vpc-owner-trust.json)",
+        role.arn, role.arn
+    )
+}
+
+fn policy_example(cfg: &Config) -> &'static str {
+    match cfg.role {
+        Some(_) => "examples/iam-shared-vpc-owner.json",
+        None => "examples/iam-policy.json",
+    }
 }
 
 /// The guards of least privilege that can be seen from inside, each probed with DryRun:

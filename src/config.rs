@@ -66,6 +66,15 @@ pub struct Config {
     pub write: WriteMode,
     /// At most this many mutating requests in flight at once (EC2 throttles per account).
     pub max_in_flight: usize,
+    /// Assume this IAM role (STS) for every EC2 call: route tables of another account.
+    pub role: Option<Role>,
+}
+
+/// The contract's `role_arn` (+ `external_id`): the role every EC2 call of the call runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
 }
 
 impl Default for Config {
@@ -83,11 +92,12 @@ impl Default for Config {
             probe_permissions: true,
             write: WriteMode::Always,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            role: None,
         }
     }
 }
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "vip",
     "interface",
     "route_tables",
@@ -101,6 +111,8 @@ const KEYS: [&str; 13] = [
     "permissions",
     "write",
     "max_in_flight",
+    "role_arn",
+    "external_id",
 ];
 
 /// Parses the raw config bytes (what IRIS passed, up to the first NUL).
@@ -115,6 +127,7 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
     let mut cfg = Config::default();
     let mut tables: Option<Vec<String>> = None;
     let mut tag: Option<(String, String)> = None;
+    let mut external_id: Option<String> = None;
 
     for item in text.split([';', '\n']) {
         let item = item.trim();
@@ -171,6 +184,13 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
                 }
             }
             "max_in_flight" => cfg.max_in_flight = parse_count(known, value, 1, MAX_IN_FLIGHT)?,
+            "role_arn" => {
+                cfg.role = Some(Role {
+                    arn: parse_role_arn(value)?,
+                    external_id: None,
+                })
+            }
+            "external_id" => external_id = Some(parse_external_id(value)?),
             "permissions" => {
                 cfg.probe_permissions = match value {
                     "probe" => true,
@@ -201,7 +221,87 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
         (None, Some((key, value))) => Selection::Tag { key, value },
         (None, None) => Selection::AllInVpc,
     };
+    match (&mut cfg.role, external_id) {
+        (Some(role), id) => role.external_id = id,
+        (None, Some(_)) => {
+            return Err(Error::config(
+                "external_id is given without role_arn; it is sent with STS AssumeRole of role_arn, so give \
+                 role_arn= too (or leave external_id out)",
+            ))
+        }
+        (None, None) => {}
+    }
     Ok(cfg)
+}
+
+/// Longest role ARN IAM accepts.
+const MAX_ROLE_ARN: usize = 2048;
+
+/// `arn:<partition>:iam::<12 digits>:role/<path/>name`. Only the shape: whether the role exists
+/// and trusts us, STS answers.
+fn parse_role_arn(value: &str) -> Result<String> {
+    let bad = |why: &str| {
+        Error::config(format!(
+            "role_arn {} {why}; give an IAM role ARN such as arn:aws:iam::123456789012:role/irisvip-routes",
+            quote(value)
+        ))
+    };
+    if value.len() > MAX_ROLE_ARN {
+        return Err(bad("is longer than 2048 characters"));
+    }
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts[..] else {
+        return Err(bad("is not an ARN (arn:partition:iam::account:role/name)"));
+    };
+    let partition_ok = partition.starts_with("aws")
+        && partition
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-');
+    if arn != "arn" || !partition_ok {
+        return Err(bad(
+            "does not start with arn:aws (or another AWS partition)",
+        ));
+    }
+    if service != "iam" || !region.is_empty() {
+        return Err(bad(
+            "is not an IAM ARN (arn:<partition>:iam::<account>:...)",
+        ));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("does not name a 12-digit account id"));
+    }
+    let Some(path_name) = resource.strip_prefix("role/") else {
+        return Err(bad("is not a role (the resource must be role/<name>)"));
+    };
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b);
+    let segments: Vec<&str> = path_name.split('/').collect();
+    let name = segments.last().copied().unwrap_or("");
+    let ok = segments
+        .iter()
+        .all(|s| !s.is_empty() && s.bytes().all(name_char))
+        && name.len() <= 64;
+    if !ok {
+        return Err(bad(
+            "has an invalid role path or name (letters, digits and +=,.@_- ; a name of at most 64 characters)",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// STS's own rule for an external id: 2 to 1224 characters of `[\w+=,.@:/-]`.
+fn parse_external_id(value: &str) -> Result<String> {
+    let ok = (2..=1224).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b));
+    if !ok {
+        return Err(Error::config(format!(
+            "external_id {} must be 2 to 1224 characters of letters, digits and +=,.@:/_- (what the role's trust \
+             policy expects in sts:ExternalId)",
+            quote(value)
+        )));
+    }
+    Ok(value.to_owned())
 }
 
 /// `a.b.c.d` or `a.b.c.d/32`, or an IPv6 address (`/128`). A well-formed prefix other than a
@@ -500,6 +600,59 @@ mod tests {
             assert_eq!(e.kind, *kind, "{:?}: {e}", String::from_utf8_lossy(input));
             assert!(!e.message.is_empty());
         }
+    }
+
+    #[test]
+    fn role_arn_and_external_id() {
+        let c =
+            ok("role_arn=arn:aws:iam::123456789012:role/irisvip-routes;external_id=prod-mirror:1");
+        assert_eq!(
+            c.role,
+            Some(Role {
+                arn: "arn:aws:iam::123456789012:role/irisvip-routes".into(),
+                external_id: Some("prod-mirror:1".into()),
+            })
+        );
+        let c = ok("role_arn=arn:aws-us-gov:iam::123456789012:role/ops/net/irisvip");
+        assert_eq!(c.role.and_then(|r| r.external_id), None);
+        assert!(ok("role_arn=arn:aws-cn:iam::000000000000:role/a")
+            .role
+            .is_some());
+        let refused: &[&str] = &[
+            "role_arn=irisvip-routes",
+            "role_arn=arn:aws:iam::12345678901:role/x",
+            "role_arn=arn:aws:iam::1234567890123:role/x",
+            "role_arn=arn:aws:iam:us-east-1:123456789012:role/x",
+            "role_arn=arn:aws:sts::123456789012:assumed-role/x/y",
+            "role_arn=arn:aws:iam::123456789012:user/x",
+            "role_arn=arn:aws:iam::123456789012:role/",
+            "role_arn=arn:aws:iam::123456789012:role//x",
+            "role_arn=arn:aws:iam::123456789012:role/has space",
+            "role_arn=arn:gcp:iam::123456789012:role/x",
+            "role_arn=arn:aws:iam::12345678901a:role/x",
+            "role_arn=arn:aws:iam::123456789012:role/x;external_id=a",
+            "role_arn=arn:aws:iam::123456789012:role/x;external_id=no spaces",
+            "role_arn=arn:aws:iam::123456789012:role/x;external_id=ünï",
+            "external_id=prod-mirror",
+        ];
+        for input in refused {
+            let e = err(input.as_bytes());
+            assert_eq!(e.kind, ErrorKind::Config, "{input}: {e}");
+            assert!(
+                e.message.contains("role_arn") || e.message.contains("external_id"),
+                "{input}: {e}"
+            );
+        }
+        let long_name = format!("role_arn=arn:aws:iam::123456789012:role/{}", "n".repeat(65));
+        assert_eq!(err(long_name.as_bytes()).kind, ErrorKind::Config);
+        let long_id = format!(
+            "role_arn=arn:aws:iam::123456789012:role/x;external_id={}",
+            "i".repeat(1225)
+        );
+        assert_eq!(err(long_id.as_bytes()).kind, ErrorKind::Config);
+        assert!(err(b"external_id=prod-mirror")
+            .message
+            .contains("without role_arn"));
     }
 
     #[test]

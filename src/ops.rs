@@ -135,6 +135,7 @@ async fn run(
             cfg.region.as_deref(),
             cfg.endpoint.as_deref(),
             cfg.eni.as_deref(),
+            cfg.role.as_ref(),
             deadline,
         )
         .await?;

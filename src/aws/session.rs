@@ -1,9 +1,12 @@
 //! What one process keeps between calls: the HTTP client, the IMDS client, the credential
-//! chain, EC2 clients per (region, endpoint), and the discovered identity. Built lazily on the
-//! first call; a forked child gets a new one (see `runtime`).
+//! chain, the credentials of assumed roles, EC2 clients per (region, endpoint, role), and the
+//! discovered identity. Built lazily on the first call; a forked child gets a new one (see
+//! `runtime`).
 
+use super::assume::{self, Assumed};
 use super::ec2;
 use super::imds::{self, Identity};
+use crate::config::Role;
 use crate::dns::Resolver;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::IpNet;
@@ -39,6 +42,10 @@ const EC2_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One attempt that hangs longer is abandoned and retried (the call's deadline still rules).
 const EC2_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// (region, endpoint, role): an EC2 client signs with the process's own credentials or with
+/// the credentials of one assumed role.
+type ClientKey = (String, Option<String>, Option<Role>);
+
 pub struct Session {
     /// The one resolver of the process: the HTTP client (EC2, IMDS, STS, container
     /// credentials) and the container provider's own URL check use it.
@@ -50,7 +57,11 @@ pub struct Session {
     region: Option<String>,
     identity: Option<Identity>,
     eni_identity: HashMap<String, Identity>,
-    clients: HashMap<(String, Option<String>), aws_sdk_ec2::Client>,
+    /// Per (role_arn, external_id): STS's provider and the credentials it last gave.
+    assumed: HashMap<Role, Assumed>,
+    /// Why the last AssumeRole failed, for the preflight's `assume_role` item.
+    assume_failure: Option<Error>,
+    clients: HashMap<ClientKey, aws_sdk_ec2::Client>,
     vpc_cidrs: HashMap<String, (Instant, Vec<IpNet>)>,
 }
 
@@ -76,6 +87,8 @@ impl Session {
             region: None,
             identity: None,
             eni_identity: HashMap::new(),
+            assumed: HashMap::new(),
+            assume_failure: None,
             clients: HashMap::new(),
             vpc_cidrs: HashMap::new(),
         }
@@ -89,22 +102,33 @@ impl Session {
     /// rotation) would fail every call of this process. So a metadata error drops the IMDS
     /// client and everything holding it (credentials, EC2 clients) and tries once more; the
     /// call's deadline still bounds both tries.
+    ///
+    /// With `role`, the client signs with the credentials of STS AssumeRole of that role,
+    /// obtained with the process's own credentials and kept until shortly before they expire.
     pub async fn prepare(
         &mut self,
         region: Option<&str>,
         endpoint: Option<&str>,
         eni: Option<&str>,
+        role: Option<&Role>,
         deadline: tokio::time::Instant,
     ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
         // Each call asks DNS again (at most once per host); the resolver rereads its files if
         // they changed.
         self.dns.begin_call();
-        match self.prepare_once(region, endpoint, eni, deadline).await {
+        self.assume_failure = None;
+        match self
+            .prepare_once(region, endpoint, eni, role, deadline)
+            .await
+        {
             Err(e) if e.kind == ErrorKind::Metadata => {
                 self.imds = imds_client(&self.provider);
                 self.credentials = None;
+                // Their STS clients hold the old chain (and its IMDS client).
+                self.assumed.clear();
                 self.clients.clear();
-                self.prepare_once(region, endpoint, eni, deadline).await
+                self.prepare_once(region, endpoint, eni, role, deadline)
+                    .await
             }
             other => other,
         }
@@ -115,6 +139,7 @@ impl Session {
         region: Option<&str>,
         endpoint: Option<&str>,
         eni: Option<&str>,
+        role: Option<&Role>,
         deadline: tokio::time::Instant,
     ) -> Result<(String, aws_sdk_ec2::Client, Identity)> {
         let need_region = region.is_none() && self.region.is_none();
@@ -146,9 +171,101 @@ impl Session {
             Some(r) => r.to_owned(),
             None => return Err(Error::internal("region neither configured nor looked up")),
         };
-        let client = self.ec2(&region, endpoint).await;
+        if let Some(role) = role {
+            if let Err(e) = self.assume(role, &region, eni, deadline).await {
+                self.assume_failure = Some(e.clone());
+                return Err(e);
+            }
+        }
+        let client = self.ec2(&region, endpoint, role).await?;
         let identity = self.identity(&client, eni, deadline).await?;
         Ok((region, client, identity))
+    }
+
+    /// Makes sure the credentials of `role` are good for the rest of this call: the ones
+    /// from an earlier call while they are, else one AssumeRole under the call's deadline.
+    async fn assume(
+        &mut self,
+        role: &Role,
+        region: &str,
+        eni: Option<&str>,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
+        if self.assumed.get(role).is_some_and(Assumed::fresh) {
+            return Ok(());
+        }
+        if !self.assumed.contains_key(role) {
+            let name = assume::session_name(self.known_instance(eni), eni);
+            let sts = self.sts_config(region).await;
+            let provider = assume::provider(role, &name, &sts).await;
+            self.assumed
+                .insert(role.clone(), Assumed::new(provider, name));
+        }
+        let Some(entry) = self.assumed.get_mut(role) else {
+            return Err(Error::internal("assumed role vanished from the session"));
+        };
+        entry.refresh(role, deadline).await?;
+        // Clients of this role signed with the old credentials: build them again.
+        self.clients.retain(|k, _| k.2.as_ref() != Some(role));
+        Ok(())
+    }
+
+    /// The assumed role's session name and when its credentials expire, once assumed in this
+    /// process (for the preflight).
+    pub fn assumed(&self, role: &Role) -> Option<(String, Option<std::time::SystemTime>)> {
+        self.assumed
+            .get(role)
+            .and_then(|a| a.expiry().map(|e| (a.session_name().to_owned(), e)))
+    }
+
+    /// Why AssumeRole failed in the last `prepare`, if it did.
+    pub fn assume_failure(&self) -> Option<&Error> {
+        self.assume_failure.as_ref()
+    }
+
+    /// The instance id, if known before any EC2 call: from IMDS, or from an earlier
+    /// description of the configured ENI.
+    fn known_instance(&self, eni: Option<&str>) -> Option<String> {
+        match eni {
+            None => self.identity.as_ref().and_then(|i| i.instance_id.clone()),
+            Some(eni) => self
+                .eni_identity
+                .get(eni)
+                .and_then(|i| i.instance_id.clone()),
+        }
+    }
+
+    /// What the STS client is built from: our HTTP client (and resolver), the region, the
+    /// process's own credential chain, and bounded attempts. The endpoint is the SDK's own
+    /// resolution: `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, then STS of the region (`endpoint=`
+    /// names EC2's endpoint only).
+    async fn sts_config(&mut self, region: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(self.http.clone())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(self.own_credentials(region))
+            // One retry for a lost connection or a throttle; the call's deadline bounds both.
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(EC2_CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(EC2_ATTEMPT_TIMEOUT)
+                    .build(),
+            )
+            .load()
+            .await
+    }
+
+    /// The process's own credential chain, built once.
+    fn own_credentials(&mut self, region: &str) -> SharedCredentialsProvider {
+        match &self.credentials {
+            Some(c) => c.clone(),
+            None => {
+                let shared = SharedCredentialsProvider::new(self.credential_chain(region));
+                self.credentials = Some(shared.clone());
+                shared
+            }
+        }
     }
 
     /// The VPC's CIDRs as read earlier in this process, if they were.
@@ -201,20 +318,35 @@ impl Session {
         })
     }
 
-    /// An EC2 client for (region, endpoint); `endpoint` None = the SDK's own resolution
-    /// (`AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL`, then the public endpoint).
-    async fn ec2(&mut self, region: &str, endpoint: Option<&str>) -> aws_sdk_ec2::Client {
-        let key = (region.to_owned(), endpoint.map(str::to_owned));
+    /// An EC2 client for (region, endpoint, role); `endpoint` None = the SDK's own resolution
+    /// (`AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL`, then the public endpoint). With a role, the
+    /// client signs with that role's current credentials (`assume` ran first).
+    async fn ec2(
+        &mut self,
+        region: &str,
+        endpoint: Option<&str>,
+        role: Option<&Role>,
+    ) -> Result<aws_sdk_ec2::Client> {
+        let key = (
+            region.to_owned(),
+            endpoint.map(str::to_owned),
+            role.cloned(),
+        );
         if let Some(c) = self.clients.get(&key) {
-            return c.clone();
+            return Ok(c.clone());
         }
-        let credentials = match &self.credentials {
-            Some(c) => c.clone(),
-            None => {
-                let shared = SharedCredentialsProvider::new(self.credential_chain(region));
-                self.credentials = Some(shared.clone());
-                shared
-            }
+        let credentials = match role {
+            None => self.own_credentials(region),
+            // Never the process's own credentials in place of the role's.
+            Some(r) => match self.assumed.get(r).and_then(Assumed::credentials) {
+                Some(c) => SharedCredentialsProvider::new(c),
+                None => {
+                    return Err(Error::internal(format!(
+                        "no credentials of {} before its EC2 client",
+                        r.arn
+                    )))
+                }
+            },
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(self.http.clone())
@@ -234,7 +366,7 @@ impl Session {
         }
         let client = aws_sdk_ec2::Client::new(&loader.load().await);
         self.clients.insert(key, client.clone());
-        client
+        Ok(client)
     }
 
     /// The SDK's default credential chain (environment, profile, web identity, container,

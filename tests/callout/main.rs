@@ -17,6 +17,7 @@ mod fuzz_abi;
 mod ipv6;
 mod process;
 mod races;
+mod role;
 mod scenarios;
 mod selection;
 mod signals;
