@@ -29,7 +29,8 @@ status=0
 highest=$(printf '%s\n%s\n' "$floor" "$max" | sort -V | tail -n 1)
 if [ "$highest" != "$max" ]; then
     echo "glibc floor $floor > $max: $lib needs a newer glibc than allowed; symbols that need it:" >&2
-    grep "GLIBC_$floor[[:space:]]" <<<"$dynsyms" | awk '{print "  " $NF}' >&2 || true
+    # objdump -T writes the version as "GLIBC_2.34" or "(GLIBC_2.34)"; 2.3 must not match 2.34.
+    grep -E "GLIBC_${floor//./\\.}([^0-9.]|\$)" <<<"$dynsyms" | awk '{print "  " $NF}' >&2 || true
     status=1
 fi
 
