@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod check;
+pub mod kinds;
 pub mod config;
 mod dns;
 pub mod error;

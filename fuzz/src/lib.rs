@@ -192,7 +192,7 @@ pub fn arbitrary_report(u: &mut Unstructured) -> arbitrary::Result<Report> {
                 None
             },
         };
-        r.route_tables.push(table);
+        r.route_tables.get_or_insert_with(Vec::new).push(table);
     }
     if bool::arbitrary(u)? {
         r.local = Some(LocalReport {
