@@ -59,7 +59,8 @@ A rule (JSON object):
 A log entry: {"seq", "t" (s since start), "method", "path", "action", "params" (EC2 form
 parameters, never headers: credentials and tokens travel in headers), "fault" (rule name or
 fault, null when forwarded untouched), "status" (HTTP status answered, or "reset", "close",
-"hang"), "ms"}; with the model on, "fault" is "model:throttle" for a request it throttled and
+"hang"), "ms"}; with the model on, "fault" is "model:throttle" for a request it throttled, "model:refuse" / "model:dry_run" for
+one it answered as EC2 would without forwarding it, and
 "stale": [ids] lists the resources a describe answered with an older version.
 
 The EC2 model (off by default; docs/ec2-model.md has every parameter, its default and source).
@@ -72,6 +73,13 @@ only EC2 requests (an Action parameter, not signed for another service) that no 
   - eventual consistency: after CreateRoute/ReplaceRoute/DeleteRoute on a route table, answers
     to DescribeRouteTables that include it show its previous state for a window drawn from
     [min_ms, max_ms] (or a fixed stale_ms); the last write wins;
+  - private IPs and Elastic IPs as EC2 answers them ("addresses", on by default): a reassigned
+    private IP moves (moto keeps it on the old ENI too), the addresses.private-ip-address filter
+    matches secondary addresses, EC2's errors for what moto lets pass (move not allowed, outside
+    the subnet, unassigning an address not held, a PrivateIpAddress not on the ENI), an EIP
+    association records its private IP, DryRun answered (412) or refused (UnknownParameter, for
+    the two actions without DryRun) without reaching moto; "address_consistency" makes ENIs'
+    private IPs and EIP associations read stale after a write, as "consistency" does for routes;
   - service latency: each request waits latency_ms in its own thread before it is forwarded (and
     answer_latency_ms before its answer), so parallel requests wait in parallel.
 A config (every key optional; GET /_model's "config" is this shape with the defaults filled in):
@@ -81,6 +89,8 @@ A config (every key optional; GET /_model's "config" is this shape with the defa
                   "actions": {"ReplaceRoute": "mutating", "DescribeVpcs": {"size": 5, "refill": 1}},
                   "throttled_consumes": false, "refill_mode": "second" | "continuous"},
      "consistency": true | false | {"stale_ms": 800} | {"min_ms": 0, "max_ms": 1000},
+     "addresses": true | false,
+     "address_consistency": (as consistency; default: consistency's, off when it or addresses is),
      "latency_ms": 0 | 200 | [50, 150], "answer_latency_ms": 0 | [min, max]}
 
 The EC2 error body is what EC2 sends:
@@ -89,7 +99,9 @@ The EC2 error body is what EC2 sends:
 
 import argparse
 import copy
+import fnmatch
 import http.client
+import ipaddress
 import json
 import math
 import random
@@ -247,9 +259,10 @@ CREDENTIAL_RE = re.compile(r"Credential=([^/\s,]+)/[0-9]{8}/([^/\s,]+)/([^/\s,]+
 class Kind:
     """A kind of EC2 resource whose describes the model can answer stale.
 
-    Route tables only for now; network interfaces (networkInterfaceSet / networkInterfaceId,
-    AssignPrivateIpAddresses by NetworkInterfaceId) or addresses (addressesSet / allocationId,
-    AssociateAddress by AllocationId) would be one more entry in KINDS."""
+    Route tables are written one per request (`mutations`: action -> the parameter naming the
+    table). Network interfaces and Elastic IP addresses are written by the address semantics
+    (AddressModel), which knows which resources a write changes (a move changes two ENIs), so
+    their `mutations` are empty here."""
 
     def __init__(self, name, describe, set_tag, id_tag, id_param, mutations):
         self.name = name
@@ -260,12 +273,26 @@ class Kind:
         self.mutations = mutations  # mutating action -> request parameter naming the resource
 
 
-KINDS = [
-    Kind("route_table", "DescribeRouteTables", "routeTableSet", "routeTableId", "RouteTableId.1",
-         {"CreateRoute": "RouteTableId", "ReplaceRoute": "RouteTableId", "DeleteRoute": "RouteTableId"}),
-]
-KIND_BY_DESCRIBE = {k.describe: k for k in KINDS}
+ROUTE_TABLE = Kind("route_table", "DescribeRouteTables", "routeTableSet", "routeTableId", "RouteTableId.1",
+                   {"CreateRoute": "RouteTableId", "ReplaceRoute": "RouteTableId", "DeleteRoute": "RouteTableId"})
+NETWORK_INTERFACE = Kind("network_interface", "DescribeNetworkInterfaces", "networkInterfaceSet",
+                         "networkInterfaceId", "NetworkInterfaceId.1", {})
+ADDRESS = Kind("address", "DescribeAddresses", "addressesSet", "allocationId", "AllocationId.1", {})
+KINDS = [ROUTE_TABLE, NETWORK_INTERFACE, ADDRESS]
+KIND_BY_DESCRIBE = {k.describe: k for k in KINDS if k.mutations}  # route tables; the others below
 KIND_BY_MUTATION = {a: (k, p) for k in KINDS for a, p in k.mutations.items()}
+# The address semantics (docs/ec2-model.md, "Private IPs and Elastic IPs"): the mutations it
+# answers itself or forwards, and the describes whose answers it corrects.
+ADDRESS_MUTATIONS = ("AssignPrivateIpAddresses", "UnassignPrivateIpAddresses", "AssociateAddress", "DisassociateAddress")
+ADDRESS_DESCRIBES = {"DescribeNetworkInterfaces": NETWORK_INTERFACE, "DescribeAddresses": ADDRESS}
+NO_DRY_RUN = ("AssignPrivateIpAddresses", "UnassignPrivateIpAddresses")  # actions without a DryRun parameter
+ENI_ADDRESS_FILTERS = ("addresses.private-ip-address", "private-ip-address")
+UNAUTHORIZED_RESOURCE = {  # the resource an UnauthorizedOperation names, by action (default: route tables)
+    "AssignPrivateIpAddresses": "network-interface/*",
+    "UnassignPrivateIpAddresses": "network-interface/*",
+    "AssociateAddress": "elastic-ip/*",
+    "DisassociateAddress": "elastic-ip/*",
+}
 
 
 def _number(v, what, minimum=0.0):
@@ -306,7 +333,8 @@ def _range_ms(v, what):
 def check_model(cfg):
     """Validates a model configuration; returns it normalized (every default filled in, in the
     shape POST /_model accepts, so GET's "config" can be posted back)."""
-    _keys(cfg, ("seed", "throttle", "consistency", "latency_ms", "answer_latency_ms"), "the model")
+    _keys(cfg, ("seed", "throttle", "consistency", "addresses", "address_consistency", "latency_ms",
+                "answer_latency_ms"), "the model")
     seed = cfg.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be an integer or null, not {seed!r}")
@@ -340,30 +368,50 @@ def check_model(cfg):
     for k, v in (("throttle.throttled_consumes", consumes), ("throttle.enabled", enabled)):
         if not isinstance(v, bool):
             raise ValueError(f"{k} must be true or false, not {v!r}")
-    co = cfg.get("consistency", True)
-    if isinstance(co, bool):
-        co = {"enabled": co}
-    _keys(co, ("enabled", "stale_ms", "min_ms", "max_ms"), "consistency")
-    if "stale_ms" in co and ("min_ms" in co or "max_ms" in co):
-        raise ValueError("consistency: give either stale_ms (a fixed window) or min_ms/max_ms, not both")
-    if "stale_ms" in co:
-        lo = hi = _number(co["stale_ms"], "consistency.stale_ms")
-    else:
-        lo = _number(co.get("min_ms", DEFAULT_WINDOW_MS[0]), "consistency.min_ms")
-        hi = _number(co.get("max_ms", max(lo, DEFAULT_WINDOW_MS[1])), "consistency.max_ms")
-        if lo > hi:
-            raise ValueError(f"consistency: min_ms {lo} is above max_ms {hi}")
-    co_enabled = co.get("enabled", True)
-    if not isinstance(co_enabled, bool):
-        raise ValueError(f"consistency.enabled must be true or false, not {co_enabled!r}")
+    co = _consistency(cfg.get("consistency", True), "consistency")
+    ad = cfg.get("addresses", True)
+    if isinstance(ad, bool):
+        ad = {"enabled": ad}
+    _keys(ad, ("enabled",), "addresses")
+    ad_enabled = ad.get("enabled", True)
+    if not isinstance(ad_enabled, bool):
+        raise ValueError(f"addresses.enabled must be true or false, not {ad_enabled!r}")
+    if "address_consistency" in cfg:
+        ac = _consistency(cfg["address_consistency"], "address_consistency")
+        if ac["enabled"] and not ad_enabled:
+            raise ValueError("address_consistency needs the address semantics: \"addresses\" is false")
+    else:  # the same window as the route tables', on when they are (and the semantics are)
+        ac = dict(co, enabled=co["enabled"] and ad_enabled)
     return {
         "seed": seed,
         "throttle": {"enabled": enabled, "categories": cats, "actions": actions,
                      "throttled_consumes": consumes, "refill_mode": mode},
-        "consistency": {"enabled": co_enabled, "min_ms": lo, "max_ms": hi},
+        "consistency": co,
+        "addresses": {"enabled": ad_enabled},
+        "address_consistency": ac,
         "latency_ms": _range_ms(cfg.get("latency_ms", 0), "latency_ms"),
         "answer_latency_ms": _range_ms(cfg.get("answer_latency_ms", 0), "answer_latency_ms"),
     }
+
+
+def _consistency(co, what):
+    """A consistency window: true | false | {"stale_ms"} | {"min_ms", "max_ms"} (+ "enabled")."""
+    if isinstance(co, bool):
+        co = {"enabled": co}
+    _keys(co, ("enabled", "stale_ms", "min_ms", "max_ms"), what)
+    if "stale_ms" in co and ("min_ms" in co or "max_ms" in co):
+        raise ValueError(f"{what}: give either stale_ms (a fixed window) or min_ms/max_ms, not both")
+    if "stale_ms" in co:
+        lo = hi = _number(co["stale_ms"], f"{what}.stale_ms")
+    else:
+        lo = _number(co.get("min_ms", DEFAULT_WINDOW_MS[0]), f"{what}.min_ms")
+        hi = _number(co.get("max_ms", max(lo, DEFAULT_WINDOW_MS[1])), f"{what}.max_ms")
+        if lo > hi:
+            raise ValueError(f"{what}: min_ms {lo} is above max_ms {hi}")
+    co_enabled = co.get("enabled", True)
+    if not isinstance(co_enabled, bool):
+        raise ValueError(f"{what}.enabled must be true or false, not {co_enabled!r}")
+    return {"enabled": co_enabled, "min_ms": lo, "max_ms": hi}
 
 
 def load_model_arg(text):
@@ -422,6 +470,75 @@ def _ns_tag(root, tag):
     return root.tag[: root.tag.index("}") + 1] + tag if root.tag.startswith("{") else tag
 
 
+def serialize(root, data):
+    """A rewritten answer as bytes: moto's XML declaration (if any), then the tree in EC2's
+    namespace as the default one (as EC2 writes it)."""
+    decl = b""
+    if data.lstrip().startswith(b"<?xml"):
+        head = data.lstrip()
+        decl = head[: head.index(b"?>") + 2] + b"\n"
+    ns = root.tag[1: root.tag.index("}")] if root.tag.startswith("{") else None
+    try:
+        text = ET.tostring(root, encoding="unicode", default_namespace=ns)
+    except ValueError:  # an element outside the namespace: serialize with prefixes
+        text = ET.tostring(root, encoding="unicode")
+    return decl + text.encode("utf-8")
+
+
+def _ns(root):
+    return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+
+
+def _indexed(params, prefix):
+    """The values of prefix.1, prefix.2, ... in index order."""
+    found = []
+    for k, v in params.items():
+        head, _, n = k.rpartition(".")
+        if head == prefix and n.isdigit():
+            found.append((int(n), v))
+    return [v for _, v in sorted(found)]
+
+
+def _numbered(prefix, values):
+    return {f"{prefix}.{i}": v for i, v in enumerate(values, 1)}
+
+
+def _split_filters(params, names):
+    """(params without the filters named `names`, renumbered; [[values] per such filter] or None)."""
+    filters = {}
+    for k, v in params.items():
+        parts = k.split(".")
+        if parts[0] == "Filter" and len(parts) >= 3 and parts[1].isdigit():
+            filters.setdefault(int(parts[1]), {})[".".join(parts[2:])] = v
+    taken = [n for n, f in filters.items() if f.get("Name") in names]
+    if not taken:
+        return params, None
+    rest = {k: v for k, v in params.items() if not k.startswith("Filter.")}
+    values = []
+    for i, n in enumerate(sorted(set(filters) - set(taken)), 1):
+        for sub, v in filters[n].items():
+            rest[f"Filter.{i}.{sub}"] = v
+    for n in taken:
+        values.append(_indexed({k: v for k, v in filters[n].items()}, "Value"))
+    return rest, values
+
+
+class Eni:
+    """A network interface as moto describes it: id, subnet, primary IP, every private IPv4."""
+
+    def __init__(self, item, ns):
+        self.id = item.findtext(ns + "networkInterfaceId")
+        self.subnet = item.findtext(ns + "subnetId")
+        self.primary = item.findtext(ns + "privateIpAddress")
+        self.addresses = {}  # private IPv4 -> primary?
+        for it in item.iterfind(f"{ns}privateIpAddressesSet/{ns}item"):
+            ip = it.findtext(ns + "privateIpAddress")
+            if ip:
+                self.addresses[ip] = (it.findtext(ns + "primary") or "").lower() == "true" or ip == self.primary
+        if self.primary:
+            self.addresses[self.primary] = True
+
+
 class Model:
     """EC2 as documented, in front of moto: token buckets, eventual consistency, latency.
 
@@ -444,6 +561,10 @@ class Model:
         self.snapshot_failures = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.addr_lock = threading.Lock()  # serializes the address mutations (see below)
+        self.assoc_private = {}  # EIP association id -> the private IP it was associated with
+        self.address_counts = {}  # what the address semantics corrected, by kind
+        self.refused = {}  # errors the model answered in EC2's place, by code
 
     # -- bookkeeping ------------------------------------------------------------------------
     def enter(self, action):
@@ -496,11 +617,11 @@ class Model:
             return False
 
     # -- eventual consistency ---------------------------------------------------------------
-    def snapshot(self, cred, kind, rid):
-        """The resource's <item> as moto holds it now, asked directly (not through the proxy,
-        so it spends no token and is not logged); None if moto does not describe it."""
+    def call(self, cred, params):
+        """One EC2 request straight to moto (not through the proxy: it spends no token and is not
+        logged). Answers (HTTP status, parsed root or None); (None, None) when moto is unreachable."""
         akid, region, token = cred
-        body = urllib.parse.urlencode({"Action": kind.describe, "Version": "2016-11-15", kind.id_param: rid})
+        body = urllib.parse.urlencode(dict(params, Version="2016-11-15"))
         headers = {
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
             # moto picks the account from the access key and the region from the scope.
@@ -514,37 +635,58 @@ class Model:
             conn.request("POST", "/", body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-            if resp.status != 200:
-                return None
-            root = ET.fromstring(data)
-        except (OSError, http.client.HTTPException, ET.ParseError):
-            return None
+            try:
+                return resp.status, ET.fromstring(data)
+            except ET.ParseError:
+                return resp.status, None
+        except (OSError, http.client.HTTPException):
+            return None, None
         finally:
             conn.close()
+
+    def snapshot(self, cred, kind, rid):
+        """The resource's <item> as moto holds it now, asked directly (not through the proxy,
+        so it spends no token and is not logged); None if moto does not describe it."""
+        status, root = self.call(cred, {"Action": kind.describe, kind.id_param: rid})
+        if status != 200 or root is None:
+            return None
         set_el = root.find(_ns_tag(root, kind.set_tag))
         for item in set_el if set_el is not None else ():
             if item.findtext(_ns_tag(root, kind.id_tag)) == rid:
                 return item
         return None
 
-    def mutate(self, cred, kind, rid, forward):
+    def mutate(self, cred, kind, rid, forward, co=None):
         """Carries out a write to one resource (forward() -> (status, reason, headers, data)),
         recording the state before it (if unknown) and after it as versions."""
-        key = (cred[1], kind.name, rid)
+        return self.mutate_many(cred, [(kind, rid)], forward, co)
+
+    def mutate_many(self, cred, targets, forward, co=None):
+        """As mutate, for a write that changes several resources at once (a private IP moved
+        from one ENI to another changes both): one window for all of them, so the write becomes
+        visible as a whole unless an earlier write to one of them holds it back."""
+        co = co or self.cfg["consistency"]
+        keyed = sorted({(cred[1], k.name, rid): (k, rid) for k, rid in targets}.items())
         with self.lock:
-            res = self.resources.setdefault(key, Resource())
-        with res.lock:
+            held = [(k, rid, self.resources.setdefault(key, Resource())) for key, (k, rid) in keyed]
+        for _, _, res in held:  # in key order: two writes never wait on each other crosswise
+            res.lock.acquire()
+        try:
             now = time.monotonic()
             with self.lock:
-                if not res.pending(now):
-                    # Settled: forget the history so the state before this write is read
-                    # afresh (moto may have been changed behind the proxy's back).
-                    res.versions = []
-                need_base = not res.versions
-                res.writing += 1
+                need_base = []
+                for _, _, res in held:
+                    if not res.pending(now):
+                        # Settled: forget the history so the state before this write is read
+                        # afresh (moto may have been changed behind the proxy's back).
+                        res.versions = []
+                    need_base.append(not res.versions)
+                    res.writing += 1
             try:
-                if need_base:
-                    item = self.snapshot(cred, kind, rid)
+                for (k, rid, res), base in zip(held, need_base):
+                    if not base:
+                        continue
+                    item = self.snapshot(cred, k, rid)
                     with self.lock:
                         self.snapshots += 1
                         if item is None:
@@ -553,15 +695,17 @@ class Model:
                             res.versions.append(Version(0.0, item))
                 result = forward()
                 if 200 <= result[0] < 300:
-                    item = self.snapshot(cred, kind, rid)
-                    co = self.cfg["consistency"]
+                    items = [self.snapshot(cred, k, rid) for k, rid, _ in held]
                     with self.lock:
-                        self.snapshots += 1
-                        if item is None:
-                            self.snapshot_failures += 1
-                        else:
-                            lo, hi = co["min_ms"], co["max_ms"]
-                            window = (lo if lo == hi else self.rng.uniform(lo, hi)) / 1000.0
+                        window = None
+                        for (_, _, res), item in zip(held, items):
+                            self.snapshots += 1
+                            if item is None:
+                                self.snapshot_failures += 1
+                                continue
+                            if window is None:
+                                lo, hi = co["min_ms"], co["max_ms"]
+                                window = (lo if lo == hi else self.rng.uniform(lo, hi)) / 1000.0
                             now = time.monotonic()
                             last = res.versions[-1].visible_from if res.versions else 0.0
                             if last > now + window:
@@ -571,7 +715,11 @@ class Model:
                 return result
             finally:
                 with self.lock:
-                    res.writing -= 1
+                    for _, _, res in held:
+                        res.writing -= 1
+        finally:
+            for _, _, res in reversed(held):
+                res.lock.release()
 
     @staticmethod
     def compact(res, now):
@@ -590,9 +738,16 @@ class Model:
             root = ET.fromstring(data)
         except ET.ParseError:
             return data, []
+        stale = self.substitute(kind, region, root)
+        if not stale:
+            return data, []
+        return serialize(root, data), stale
+
+    def substitute(self, kind, region, root):
+        """rewrite's work on a parsed answer, in place; answers the ids answered stale."""
         set_el = root.find(_ns_tag(root, kind.set_tag))
         if set_el is None:
-            return data, []
+            return []
         id_tag = _ns_tag(root, kind.id_tag)
         now = time.monotonic()
         subs = {}
@@ -607,21 +762,278 @@ class Model:
                     subs[rid] = v.item
                     self.stale[rid] = self.stale.get(rid, 0) + 1
         if not subs:
-            return data, []
+            return []
         for i, item in enumerate(list(set_el)):
             rid = item.findtext(id_tag)
             if rid in subs:
                 set_el[i] = copy.deepcopy(subs[rid])
-        decl = b""
-        if data.lstrip().startswith(b"<?xml"):
-            head = data.lstrip()
-            decl = head[: head.index(b"?>") + 2] + b"\n"
-        ns = root.tag[1: root.tag.index("}")] if root.tag.startswith("{") else None
+        return sorted(subs)
+
+    # -- private IPs and Elastic IPs (docs/ec2-model.md) --------------------------------------
+    # moto is kinder than EC2 here: AssignPrivateIpAddresses leaves a reassigned address on its old
+    # ENI too, the addresses.private-ip-address filter sees primary addresses only, unassigning
+    # an address the ENI lacks succeeds, AssociateAddress ignores PrivateIpAddress, and DryRun
+    # of AssignPrivateIpAddresses really assigns. The model checks what EC2 checks (reading moto
+    # directly), answers EC2's errors itself, and brings moto's state to what EC2's would be.
+    # Address mutations are serialized proxy-wide (moto is serial anyway), so a move's "who
+    # holds it now" and its write cannot interleave with another move.
+
+    def count(self, what, n=1):
+        with self.lock:
+            self.address_counts[what] = self.address_counts.get(what, 0) + n
+
+    def refuse(self, code, message, status=400):
+        with self.lock:
+            self.refused[code] = self.refused.get(code, 0) + 1
+        return (status, "", [("Content-Type", "text/xml;charset=UTF-8")], ec2_error_xml(code, message)), "model:refuse"
+
+    def address_mutation(self, cred, action, params, forward):
+        """One of ADDRESS_MUTATIONS; answers ((status, reason, headers, data), log note or None)."""
+        if "DryRun" in params and action in NO_DRY_RUN:
+            # The API has no DryRun here (EC2 API reference; botocore's and aws-sdk-ec2's models):
+            # EC2 refuses a parameter it does not know; moto would ignore it and really assign.
+            return self.refuse("UnknownParameter", "The parameter DryRun is not recognized")
+        if params.get("DryRun", "").lower() == "true":
+            # EC2 checks permissions only and changes nothing.
+            # Denials: fault rules ("unauthorized") take the request before the model sees it.
+            self.count("dry_run")
+            return ((412, "", [("Content-Type", "text/xml;charset=UTF-8")],
+                     ec2_error_xml("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")),
+                    "model:dry_run")
+        handler = {"AssignPrivateIpAddresses": self.assign, "UnassignPrivateIpAddresses": self.unassign,
+                   "AssociateAddress": self.associate, "DisassociateAddress": self.disassociate}[action]
+        with self.addr_lock:
+            return handler(cred, params, forward)
+
+    def versioned(self, cred, kind, ids, write):
+        """write() under the address consistency model (versions of every resource it changes)."""
+        co = self.cfg["address_consistency"]
+        ids = [i for i in ids if i]
+        if co["enabled"] and ids:
+            return self.mutate_many(cred, [(kind, i) for i in ids], write, co)
+        return write()
+
+    def enis(self, cred, params):
+        status, root = self.call(cred, dict(params, Action="DescribeNetworkInterfaces"))
+        if status != 200 or root is None:
+            return []
+        ns = _ns(root)
+        return [Eni(item, ns) for item in root.iterfind(f"{ns}networkInterfaceSet/{ns}item")]
+
+    def eni(self, cred, eni_id):
+        found = [e for e in self.enis(cred, {"NetworkInterfaceId.1": eni_id}) if e.id == eni_id]
+        return found[0] if found else None
+
+    def subnet_cidr(self, cred, subnet_id):
+        status, root = self.call(cred, {"Action": "DescribeSubnets", "SubnetId.1": subnet_id})
+        if status != 200 or root is None:
+            return None
+        ns = _ns(root)
+        text = root.findtext(f"{ns}subnetSet/{ns}item/{ns}cidrBlock")
         try:
-            text = ET.tostring(root, encoding="unicode", default_namespace=ns)
-        except ValueError:  # an element outside the namespace: serialize with prefixes
-            text = ET.tostring(root, encoding="unicode")
-        return decl + text.encode("utf-8"), sorted(subs)
+            return ipaddress.IPv4Network(text) if text else None
+        except ValueError:
+            return None
+
+    def addresses(self, cred, params):
+        """moto's DescribeAddresses as dicts, with the private IPs the model recorded."""
+        status, root = self.call(cred, dict(params, Action="DescribeAddresses"))
+        if status != 200 or root is None:
+            return []
+        ns = _ns(root)
+        out = []
+        for item in root.iterfind(f"{ns}addressesSet/{ns}item"):
+            a = {k: item.findtext(ns + tag) or None for k, tag in (
+                ("allocation_id", "allocationId"), ("public_ip", "publicIp"), ("association_id", "associationId"),
+                ("eni", "networkInterfaceId"), ("private_ip", "privateIpAddress"))}
+            with self.lock:
+                a["private_ip"] = self.assoc_private.get(a["association_id"], a["private_ip"])
+            out.append(a)
+        return out
+
+    def assign(self, cred, p, forward):
+        eni_id, ips = p.get("NetworkInterfaceId"), _indexed(p, "PrivateIpAddress")
+        if not eni_id or not ips:
+            return forward(), None  # a count of new addresses, or a malformed request: moto's answer
+        eni = self.eni(cred, eni_id)
+        if eni is None:
+            return forward(), None  # moto answers InvalidNetworkInterfaceID.NotFound
+        cidr = self.subnet_cidr(cred, eni.subnet)
+        for ip in ips:
+            try:
+                addr = ipaddress.IPv4Address(ip)
+            except ValueError:
+                return self.refuse("InvalidParameterValue", f"invalid value for parameter address: {ip}")
+            if cidr is None:
+                continue
+            if addr not in cidr:
+                return self.refuse("InvalidParameterValue", "Address does not fall within the subnet's address range")
+            if int(addr) - int(cidr.network_address) < 4 or addr == cidr.broadcast_address:
+                return self.refuse("InvalidParameterValue", f"Address {ip} is in subnet's reserved address range")
+        allow = p.get("AllowReassignment", "").lower() == "true"
+        moves, denied = {}, []
+        for other in self.enis(cred, {"Filter.1.Name": "subnet-id", "Filter.1.Value.1": eni.subnet}):
+            if other.id == eni_id:
+                continue
+            for ip in ips:
+                if ip not in other.addresses:
+                    continue
+                if other.addresses[ip]:
+                    return self.refuse("InvalidParameterValue",
+                                       f"Address {ip} is the primary private IPv4 address of {other.id}: "
+                                       "only a secondary address can be reassigned")
+                if allow:
+                    moves.setdefault(other.id, []).append(ip)
+                elif ip not in denied:
+                    denied.append(ip)
+        if denied:
+            return self.refuse("InvalidParameterValue", f"[{', '.join(denied)}] assigned, but move is not allowed.")
+
+        def write():
+            # EC2 moves the address: it leaves the old ENI. moto would keep it there too.
+            for old, olds in moves.items():
+                self.call(cred, dict(_numbered("PrivateIpAddress", olds), Action="UnassignPrivateIpAddresses",
+                                     NetworkInterfaceId=old))
+            result = forward()
+            if not 200 <= result[0] < 300:
+                for old, olds in moves.items():  # put them back: a failed call changes nothing
+                    self.call(cred, dict(_numbered("PrivateIpAddress", olds), Action="AssignPrivateIpAddresses",
+                                         NetworkInterfaceId=old))
+            return result
+
+        result = self.versioned(cred, NETWORK_INTERFACE, [eni_id, *sorted(moves)], write)
+        if 200 <= result[0] < 300 and moves:
+            self.count("moved", sum(len(v) for v in moves.values()))
+        return result, None
+
+    def unassign(self, cred, p, forward):
+        eni_id, ips = p.get("NetworkInterfaceId"), _indexed(p, "PrivateIpAddress")
+        if not eni_id or not ips:
+            return forward(), None
+        eni = self.eni(cred, eni_id)
+        if eni is None:
+            return forward(), None
+        if any(ip not in eni.addresses for ip in ips):
+            return self.refuse("InvalidParameterValue", f"Some of the specified addresses are not assigned to interface {eni_id}")
+        primary = [ip for ip in ips if eni.addresses[ip]]
+        if primary:
+            return self.refuse("InvalidParameterValue",
+                               f"Value ({primary[0]}) for parameter privateIpAddress is invalid. "
+                               "The primary IP address of an interface cannot be unassigned.")
+        return self.versioned(cred, NETWORK_INTERFACE, [eni_id], forward), None
+
+    def associate(self, cred, p, forward):
+        alloc, public, eni_id = p.get("AllocationId"), p.get("PublicIp"), p.get("NetworkInterfaceId")
+        if not eni_id or not (alloc or public) or p.get("InstanceId"):
+            return forward(), None  # an instance target, or a malformed request: moto's answer
+        found = self.addresses(cred, {"AllocationId.1": alloc} if alloc else {"PublicIp.1": public})
+        eni = self.eni(cred, eni_id)
+        if not found or eni is None:
+            return forward(), None  # moto answers the NotFound error
+        addr = found[0]
+        priv = p.get("PrivateIpAddress")
+        if priv and priv not in eni.addresses:
+            return self.refuse("InvalidParameterValue",
+                               f"Value ({priv}) for parameter privateIpAddress is invalid: "
+                               f"it is not a private IP address of {eni_id}")
+        target = priv or eni.primary
+        here = addr["association_id"] and addr["eni"] == eni_id and addr["private_ip"] == target
+        if addr["association_id"] and not here and p.get("AllowReassociation", "").lower() != "true":
+            return self.refuse("Resource.AlreadyAssociated",
+                               f"resource {addr['allocation_id'] or addr['public_ip']} is already associated "
+                               f"with associate-id {addr['association_id']}")
+        # One Elastic IP per private address: another one there is disassociated (EC2 keeps it allocated).
+        others = [a for a in self.addresses(cred, {"Filter.1.Name": "network-interface-id", "Filter.1.Value.1": eni_id})
+                  if a["association_id"] and a["allocation_id"] != addr["allocation_id"] and a["private_ip"] == target]
+
+        def write():
+            # Disassociate first: moto's reassociation leaves the old ENI showing the public IP.
+            for a in ([addr] if addr["association_id"] else []) + others:
+                self.call(cred, {"Action": "DisassociateAddress", "AssociationId": a["association_id"]})
+            result = forward()
+            if 200 <= result[0] < 300:
+                try:
+                    root = ET.fromstring(result[3])
+                    assoc = root.findtext(_ns(root) + "associationId")
+                except ET.ParseError:
+                    assoc = None
+                if assoc:
+                    with self.lock:
+                        self.assoc_private[assoc] = target
+                    if priv and priv != eni.primary:
+                        self.count("eip_private_ip")
+            elif addr["association_id"] and addr["eni"]:  # a failed call changes nothing
+                status, root = self.call(cred, {"Action": "AssociateAddress", "AllocationId": addr["allocation_id"],
+                                                "NetworkInterfaceId": addr["eni"], "AllowReassociation": "true"})
+                if status == 200 and root is not None and addr["private_ip"]:
+                    with self.lock:
+                        self.assoc_private[root.findtext(_ns(root) + "associationId")] = addr["private_ip"]
+            return result
+
+        ids = [addr["allocation_id"]] + [a["allocation_id"] for a in others]
+        result = self.versioned(cred, ADDRESS, ids, write)
+        if 200 <= result[0] < 300 and addr["association_id"] and not here:
+            self.count("reassociated")
+        return result, None
+
+    def disassociate(self, cred, p, forward):
+        assoc, public = p.get("AssociationId"), p.get("PublicIp")
+        if assoc:
+            found = self.addresses(cred, {"Filter.1.Name": "association-id", "Filter.1.Value.1": assoc})
+        elif public:
+            found = self.addresses(cred, {"PublicIp.1": public})
+        else:
+            found = []
+        if not found:
+            return forward(), None  # moto answers InvalidAssociationID.NotFound (as EC2 does)
+        return self.versioned(cred, ADDRESS, [found[0]["allocation_id"]], forward), None
+
+    def address_describe(self, cred, kind, params, forward, forward_params):
+        """DescribeNetworkInterfaces / DescribeAddresses: moto's answer corrected (the private-IP
+        filters match every private IPv4, an EIP shows the private IP it was associated with) and,
+        with address consistency, answered stale. Answers ((status, ...), [ids answered stale])."""
+        values = None
+        if kind is NETWORK_INTERFACE:
+            rest, values = _split_filters(params, ENI_ADDRESS_FILTERS)
+        result = forward_params(rest) if values else forward()
+        status, reason, headers, data = result
+        if status != 200 or any(k.lower() == "content-encoding" for k, _ in headers):
+            return result, []
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError:
+            return result, []
+        stale = self.substitute(kind, cred[1], root) if self.cfg["address_consistency"]["enabled"] else []
+        changed = False
+        ns = _ns(root)
+        if values:
+            set_el = root.find(ns + kind.set_tag)
+            for item in list(set_el) if set_el is not None else ():
+                have = Eni(item, ns).addresses
+                if not all(any(fnmatch.fnmatchcase(ip, pat) for ip in have for pat in pats) for pats in values):
+                    set_el.remove(item)
+                    changed = True
+            if changed:
+                self.count("filtered")
+        if kind is ADDRESS:
+            for item in root.iterfind(f"{ns}addressesSet/{ns}item"):
+                # moto writes an unassociated address's instanceId/networkInterfaceId empty; EC2 omits them.
+                for tag in ("instanceId", "networkInterfaceId"):
+                    el = item.find(ns + tag)
+                    if el is not None and not (el.text or "").strip():
+                        item.remove(el)
+                        changed = True
+                with self.lock:
+                    want = self.assoc_private.get(item.findtext(ns + "associationId"))
+                el = item.find(ns + "privateIpAddress")
+                if want and (el is None or el.text != want):
+                    if el is None:
+                        el = ET.SubElement(item, ns + "privateIpAddress")
+                    el.text = want
+                    changed = True
+        if not stale and not changed:
+            return result, []
+        return (status, reason, headers, serialize(root, data)), stale
 
     # -- GET /_model ------------------------------------------------------------------------
     def stats(self):
@@ -661,6 +1073,8 @@ class Model:
                 "clamped": self.clamped,
                 "snapshots": self.snapshots,
                 "snapshot_failures": self.snapshot_failures,
+                "addresses": dict(self.address_counts),
+                "refused": dict(self.refused),
                 "buckets": buckets,
                 "resources": resources,
             }
@@ -748,20 +1162,30 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_body(400, json.dumps({"error": str(e)}).encode(), "application/json")
         return self.send_body(404, b"no such control path")
 
-    def forward(self, body):
+    def forward(self, body, method=None, path=None, ctype=None):
         """Sends the request upstream; returns (status, reason, headers, body)."""
         up = self.state.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            if ctype:
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                headers["Content-Type"] = ctype
             headers["Content-Length"] = str(len(body))
-            conn.request(self.command, self.path, body=body, headers=headers)
+            conn.request(method or self.command, path or self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
             out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
             return resp.status, resp.reason, out_headers, data
         finally:
             conn.close()
+
+    def forward_params(self, params):
+        """Sends other EC2 parameters than the request's (a POST form to the same path; moto
+        checks no signature)."""
+        body = urllib.parse.urlencode(params).encode()
+        return self.forward(body, "POST", urllib.parse.urlsplit(self.path).path or "/",
+                            "application/x-www-form-urlencoded; charset=utf-8")
 
     def relay(self, status, headers, data):
         self.send_response(status)
@@ -902,7 +1326,8 @@ class Handler(BaseHTTPRequestHandler):
                 "message",
                 "You are not authorized to perform this operation. User: "
                 "arn:aws:sts::123456789012:assumed-role/irisvip-test-role/i-0123456789abcdef0 is not authorized "
-                f"to perform: ec2:{action} on resource: arn:aws:ec2:us-east-1:123456789012:route-table/* "
+                f"to perform: ec2:{action} on resource: arn:aws:ec2:us-east-1:123456789012:"
+                f"{UNAUTHORIZED_RESOURCE.get(action, 'route-table/*')} "
                 "because no identity-based policy allows the ec2:" + action + " action. "
                 "Encoded authorization failure message: AbCdEf0123456789",
             )
@@ -962,20 +1387,34 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_body(503, ec2_error_xml("RequestLimitExceeded", "Request limit exceeded."),
                                "text/xml;charset=UTF-8")
                 return 503
-            consistent = model.cfg["consistency"]["enabled"]
-            target = KIND_BY_MUTATION.get(action) if consistent else None
-            rid = req["params"].get(target[1]) if target else None
-            if rid:
-                status, _, headers, data = model.mutate(cred, target[0], rid, lambda: self.forward(body))
-            else:
-                status, _, headers, data = self.forward(body)
-            kind = KIND_BY_DESCRIBE.get(action) if consistent else None
-            encoded = any(k.lower() == "content-encoding" for k, _ in headers)
-            if kind is not None and status == 200 and not encoded:
-                data, stale = model.rewrite(kind, cred[1], data)
+            semantics = model.cfg["addresses"]["enabled"]
+            if semantics and action in ADDRESS_MUTATIONS:
+                (status, _, headers, data), note = model.address_mutation(
+                    cred, action, req["params"], lambda: self.forward(body))
+                if note:
+                    with self.state.lock:
+                        entry["fault"] = note
+            elif semantics and action in ADDRESS_DESCRIBES:
+                (status, _, headers, data), stale = model.address_describe(
+                    cred, ADDRESS_DESCRIBES[action], req["params"], lambda: self.forward(body), self.forward_params)
                 if stale:
                     with self.state.lock:
                         entry["stale"] = stale
+            else:
+                consistent = model.cfg["consistency"]["enabled"]
+                target = KIND_BY_MUTATION.get(action) if consistent else None
+                rid = req["params"].get(target[1]) if target else None
+                if rid:
+                    status, _, headers, data = model.mutate(cred, target[0], rid, lambda: self.forward(body))
+                else:
+                    status, _, headers, data = self.forward(body)
+                kind = KIND_BY_DESCRIBE.get(action) if consistent else None
+                encoded = any(k.lower() == "content-encoding" for k, _ in headers)
+                if kind is not None and status == 200 and not encoded:
+                    data, stale = model.rewrite(kind, cred[1], data)
+                    if stale:
+                        with self.state.lock:
+                            entry["stale"] = stale
             wait = model.draw_ms(model.cfg["answer_latency_ms"])
             if wait:
                 time.sleep(wait / 1000.0)

@@ -14,6 +14,26 @@
         internet gateway of the VPC: an edge table; prints {"table": "rtb-..", "gateway": "igw-.."})
     world.py tag --endpoint URL --tag K=V rtb-1 rtb-2   (tags the tables with exactly K=V)
 
+For the private-ip and eip modes (create's output gains keys only with these options):
+    world.py create ... --same-subnet    both members in subnet a (AZ a): "b"'s subnet and AZ are a's
+    world.py create ... --secondary-ip [IP]   member a holds a secondary private IP (default: the
+        subnet's .200): "secondary_ip": {"ip", "eni" (a's), "subnet", "cidr"}
+    world.py create ... --eip            allocates an Elastic IP, not associated:
+        "eip": {"allocation_id", "public_ip"}
+    world.py holders --endpoint URL --ip IP [--vpc vpc-1]   -> {"ip": IP, "holders": ["eni-.."]}
+        (every ENI whose private IPv4s include IP, read from all ENIs: moto's own
+        addresses.private-ip-address filter sees primary addresses only)
+    world.py assign-ip --endpoint URL --eni E --ip IP   E holds IP, as EC2 moves it: first taken
+        from any other ENI holding it -> {"eni": E, "ip": IP, "moved_from": ["eni-.."]}
+    world.py unassign-ip --endpoint URL --eni E --ip IP   -> {"eni": E, "ip": IP}
+    world.py allocate-eip --endpoint URL [--eni E [--private-ip IP]]
+        -> {"allocation_id", "public_ip", "association_id" (null when not associated)}
+    world.py eip --endpoint URL --allocation-id A
+        -> {"allocation_id", "public_ip", "association_id", "eni", "private_ip"} (null when absent;
+           straight from moto, "private_ip" is moto's: the ENI's primary, whatever was asked)
+    world.py associate-eip --endpoint URL --allocation-id A --eni E [--private-ip IP]
+        (reassociates; -> {"association_id"});  world.py disassociate-eip --endpoint URL --allocation-id A
+
 Used by the Rust tests, `make demo`, the lab and the benchmarks, so all build the same world.
 """
 
@@ -57,8 +77,14 @@ def create(args):
         ipv6_cidr = assoc["Ipv6CidrBlockAssociation"]["Ipv6CidrBlock"]
     image = any_image(ec2)
     members = {}
+    subnets = {}
     for i, (name, az) in enumerate((("a", args.region + "a"), ("b", args.region + "b"), ("c", args.region + "c"))):
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.{i + 1}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+        if name == "b" and args.same_subnet:  # private-ip mode: both members in subnet a
+            az = args.region + "a"
+            subnet = subnets["a"]
+        else:
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.{i + 1}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+        subnets[name] = subnet
         if name == "c":  # the client / arbiter subnet: no instance
             members["subnet_c"] = subnet
             continue
@@ -95,7 +121,91 @@ def create(args):
         "route_tables": tables,
         "tagged": tagged,
     }
+    if args.secondary_ip is not None:
+        a = members["a"]
+        cidr = f"10.{n}.1.0/24"
+        ip = args.secondary_ip or f"10.{n}.1.200"
+        if ip in (members["a"]["private_ip"], members["b"]["private_ip"]):
+            raise SystemExit(f"--secondary-ip {ip} is a member's primary address")
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=a["eni"], PrivateIpAddresses=[ip])
+        out["secondary_ip"] = {"ip": ip, "eni": a["eni"], "subnet": a["subnet"], "cidr": cidr}
+    if args.eip:
+        eip = ec2.allocate_address(Domain="vpc")
+        out["eip"] = {"allocation_id": eip["AllocationId"], "public_ip": eip["PublicIp"]}
     json.dump(out, sys.stdout)
+    print()
+
+
+def all_enis(ec2, vpc=None):
+    filters = [{"Name": "vpc-id", "Values": [vpc]}] if vpc else []
+    pages = ec2.get_paginator("describe_network_interfaces").paginate(Filters=filters)
+    return [e for page in pages for e in page["NetworkInterfaces"]]
+
+
+def holders_of(ec2, ip, vpc=None):
+    return [e["NetworkInterfaceId"] for e in all_enis(ec2, vpc)
+            if any(a["PrivateIpAddress"] == ip for a in e.get("PrivateIpAddresses", []))]
+
+
+def holders(args):
+    ec2 = client(args.endpoint, args.region)
+    json.dump({"ip": args.ip, "holders": holders_of(ec2, args.ip, args.vpc)}, sys.stdout)
+    print()
+
+
+def assign_ip(args):
+    ec2 = client(args.endpoint, args.region)
+    moved = [e for e in holders_of(ec2, args.ip) if e != args.eni]
+    for old in moved:  # EC2 moves the address; moto alone would leave it on the old ENI too
+        ec2.unassign_private_ip_addresses(NetworkInterfaceId=old, PrivateIpAddresses=[args.ip])
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=args.eni, PrivateIpAddresses=[args.ip], AllowReassignment=True)
+    json.dump({"eni": args.eni, "ip": args.ip, "moved_from": moved}, sys.stdout)
+    print()
+
+
+def unassign_ip(args):
+    ec2 = client(args.endpoint, args.region)
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=args.eni, PrivateIpAddresses=[args.ip])
+    json.dump({"eni": args.eni, "ip": args.ip}, sys.stdout)
+    print()
+
+
+def associate(ec2, allocation, eni, private_ip=None):
+    where = {"AllocationId": allocation, "NetworkInterfaceId": eni, "AllowReassociation": True}
+    if private_ip:
+        where["PrivateIpAddress"] = private_ip
+    return ec2.associate_address(**where)["AssociationId"]
+
+
+def allocate_eip(args):
+    ec2 = client(args.endpoint, args.region)
+    eip = ec2.allocate_address(Domain="vpc")
+    assoc = associate(ec2, eip["AllocationId"], args.eni, args.private_ip) if args.eni else None
+    json.dump({"allocation_id": eip["AllocationId"], "public_ip": eip["PublicIp"], "association_id": assoc}, sys.stdout)
+    print()
+
+
+def eip(args):
+    ec2 = client(args.endpoint, args.region)
+    a = ec2.describe_addresses(AllocationIds=[args.allocation_id])["Addresses"][0]
+    json.dump({"allocation_id": a["AllocationId"], "public_ip": a["PublicIp"],
+               "association_id": a.get("AssociationId") or None, "eni": a.get("NetworkInterfaceId") or None,
+               "private_ip": a.get("PrivateIpAddress") or None}, sys.stdout)
+    print()
+
+
+def associate_eip(args):
+    ec2 = client(args.endpoint, args.region)
+    json.dump({"association_id": associate(ec2, args.allocation_id, args.eni, args.private_ip)}, sys.stdout)
+    print()
+
+
+def disassociate_eip(args):
+    ec2 = client(args.endpoint, args.region)
+    a = ec2.describe_addresses(AllocationIds=[args.allocation_id])["Addresses"][0]
+    if a.get("AssociationId"):
+        ec2.disassociate_address(AssociationId=a["AssociationId"])
+    json.dump({"disassociated": a.get("AssociationId") or None}, sys.stdout)
     print()
 
 
@@ -181,6 +291,10 @@ def main():
     c.add_argument("--cidr-index", type=int, default=20)
     c.add_argument("--secondary-cidr", default=None)
     c.add_argument("--ipv6", action="store_true", help="associate an Amazon-provided IPv6 block with the VPC")
+    c.add_argument("--same-subnet", action="store_true", help="both members in one subnet (private-ip mode)")
+    c.add_argument("--secondary-ip", nargs="?", const="", default=None,
+                   help="member a holds this secondary private IP (default: .200 of its subnet)")
+    c.add_argument("--eip", action="store_true", help="allocate an Elastic IP (not associated)")
     r = sub.add_parser("routes")
     r.add_argument("--vip", required=True)
     r.add_argument("tables", nargs="+")
@@ -199,12 +313,32 @@ def main():
     t = sub.add_parser("tag")
     t.add_argument("--tag", required=True)
     t.add_argument("tables", nargs="+")
-    for q in (c, r, s, d, g, e, t):
+    h = sub.add_parser("holders")
+    h.add_argument("--ip", required=True)
+    h.add_argument("--vpc", default=None)
+    ai = sub.add_parser("assign-ip")
+    ui = sub.add_parser("unassign-ip")
+    for q in (ai, ui):
+        q.add_argument("--eni", required=True)
+        q.add_argument("--ip", required=True)
+    al = sub.add_parser("allocate-eip")
+    al.add_argument("--eni", default=None)
+    al.add_argument("--private-ip", default=None)
+    ei = sub.add_parser("eip")
+    ae = sub.add_parser("associate-eip")
+    ae.add_argument("--eni", required=True)
+    ae.add_argument("--private-ip", default=None)
+    de = sub.add_parser("disassociate-eip")
+    for q in (ei, ae, de):
+        q.add_argument("--allocation-id", required=True)
+    for q in (c, r, s, d, g, e, t, h, ai, ui, al, ei, ae, de):
         q.add_argument("--endpoint", required=True)
         q.add_argument("--region", default=REGION)
     args = p.parse_args()
     {"create": create, "routes": routes, "set-route": set_route, "delete-route": delete_route,
-     "gateway-route": gateway_route, "edge-table": edge_table, "tag": tag}[args.cmd](args)
+     "gateway-route": gateway_route, "edge-table": edge_table, "tag": tag, "holders": holders,
+     "assign-ip": assign_ip, "unassign-ip": unassign_ip, "allocate-eip": allocate_eip, "eip": eip,
+     "associate-eip": associate_eip, "disassociate-eip": disassociate_eip}[args.cmd](args)
 
 
 if __name__ == "__main__":
