@@ -148,4 +148,3 @@ fn assume_fix(role: &crate::config::Role) -> String {
         role.arn, role.arn
     )
 }
-

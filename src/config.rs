@@ -161,7 +161,12 @@ const KEYS: [&str; 19] = [
 ];
 
 /// Keys that only mean something in `mode=route`, and those only in `mode=eip`.
-const ROUTE_ONLY: [&str; 4] = ["route_tables", "route_table_tag", "settle_ms", "max_in_flight"];
+const ROUTE_ONLY: [&str; 4] = [
+    "route_tables",
+    "route_table_tag",
+    "settle_ms",
+    "max_in_flight",
+];
 const EIP_ONLY: [&str; 3] = ["allocation_id", "public_ip", "private_ip"];
 
 /// Parses the raw config bytes (what IRIS passed, up to the first NUL).
@@ -687,15 +692,27 @@ mod tests {
         );
         // Keys of another mode are refused, naming the mode they belong to.
         for (input, says) in [
-            ("route_tables=rtb-1;mode=eip;allocation_id=eipalloc-1", "belongs to mode=route"),
-            ("mode=private-ip;route_table_tag=a=b", "belongs to mode=route"),
+            (
+                "route_tables=rtb-1;mode=eip;allocation_id=eipalloc-1",
+                "belongs to mode=route",
+            ),
+            (
+                "mode=private-ip;route_table_tag=a=b",
+                "belongs to mode=route",
+            ),
             ("mode=private-ip;settle_ms=100", "belongs to mode=route"),
             ("allocation_id=eipalloc-1", "belongs to mode=eip"),
             ("mode=route;private_ip=10.0.0.1", "belongs to mode=eip"),
             ("mode=private-ip;public_ip=1.2.3.4", "belongs to mode=eip"),
-            ("mode=eip;vip=1.2.3.4;allocation_id=eipalloc-1", "allocation_id= or public_ip="),
+            (
+                "mode=eip;vip=1.2.3.4;allocation_id=eipalloc-1",
+                "allocation_id= or public_ip=",
+            ),
             ("mode=eip", "needs the Elastic IP"),
-            ("mode=eip;allocation_id=eipalloc-1;public_ip=1.2.3.4", "not both"),
+            (
+                "mode=eip;allocation_id=eipalloc-1;public_ip=1.2.3.4",
+                "not both",
+            ),
             ("mode=private-ip;vip=fd00::1", "IPv6"),
             ("mode=Route", "must be route"),
             ("mode=eip;allocation_id=eni-1", "eipalloc-"),

@@ -201,7 +201,12 @@ impl CheckItem {
     }
 
     /// A failure, with the error kind the operation would fail with.
-    pub fn fail(name: &str, detail: impl Into<String>, kind: ErrorKind, fix: Option<String>) -> Self {
+    pub fn fail(
+        name: &str,
+        detail: impl Into<String>,
+        kind: ErrorKind,
+        fix: Option<String>,
+    ) -> Self {
         CheckItem {
             fix,
             kind: Some(kind),
@@ -418,16 +423,18 @@ mod tests {
         r.vip = Some("192.168.240.10/32".into());
         r.holder = Some(Holder::Myself);
         for i in 0..tables {
-            r.route_tables.get_or_insert_with(Vec::new).push(TableReport {
-                id: format!("rtb-{i:08x}"),
-                target: Some("eni-0123".into()),
-                other_target: None,
-                state: RouteState::Active,
-                is_self: true,
-                action: Some(Action::Replaced),
-                confirmed: Some(true),
-                error: None,
-            });
+            r.route_tables
+                .get_or_insert_with(Vec::new)
+                .push(TableReport {
+                    id: format!("rtb-{i:08x}"),
+                    target: Some("eni-0123".into()),
+                    other_target: None,
+                    state: RouteState::Active,
+                    is_self: true,
+                    action: Some(Action::Replaced),
+                    confirmed: Some(true),
+                    error: None,
+                });
         }
         if !ok {
             r.fail(&Error::new(

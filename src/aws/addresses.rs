@@ -7,6 +7,7 @@ use super::{error_code, sdk_error};
 use crate::config::EipRef;
 use crate::error::{Error, Result};
 use crate::net::Ipv4Net;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 use std::net::Ipv4Addr;
@@ -168,7 +169,13 @@ pub async fn unassign(client: &Client, eni: &str, ip: Ipv4Addr, deadline: Instan
     .await
     {
         Ok(_) => Ok(true),
-        Err(e) if error_code(&e) == Some("InvalidParameterValue") => Ok(false),
+        // EC2: "Some of the specified addresses are not assigned to interface eni-…".
+        Err(e)
+            if error_code(&e) == Some("InvalidParameterValue")
+                && e.message().is_some_and(|m| m.contains("not assigned")) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(sdk_error("UnassignPrivateIpAddresses", eni, e)),
     }
 }
@@ -227,7 +234,11 @@ pub async fn associate(
 /// Ends association `association_id`. `Ok(false)`: it no longer exists (another member's
 /// claim replaced it, or it was ended already). By association id, never by public IP: a
 /// release that read our association before another member's claim must not end theirs.
-pub async fn disassociate(client: &Client, association_id: &str, deadline: Instant) -> Result<bool> {
+pub async fn disassociate(
+    client: &Client,
+    association_id: &str,
+    deadline: Instant,
+) -> Result<bool> {
     match retry::send(Resend::OnlyIfRefused, deadline, || {
         client
             .disassociate_address()

@@ -248,7 +248,9 @@ pub async fn check(
 
 fn eip_ref(call: &Call<'_>) -> Result<EipRef> {
     call.cfg.eip.clone().ok_or_else(|| {
-        Error::config("mode=eip needs the Elastic IP: give allocation_id=eipalloc-… (or public_ip=a.b.c.d)")
+        Error::config(
+            "mode=eip needs the Elastic IP: give allocation_id=eipalloc-… (or public_ip=a.b.c.d)",
+        )
     })
 }
 

@@ -19,82 +19,47 @@ use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
 use tokio::time::{sleep, timeout_at, Instant};
 
+/// What discovery found.
+struct Found {
+    /// The selected tables with the VIP's route in each.
+    tables: Vec<TableObs>,
+    /// Read by status only (a claim doesn't wait for it).
+    source_dest_check: Option<bool>,
+}
+
 /// Claim, release or status of the VIP's route in the selected tables.
 pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
-    let op = call.op;
-    let cfg = call.cfg;
-    let deadline = call.deadline;
-    let client = call.client.clone();
-    let me = call.me.clone();
+    let (op, cfg, deadline) = (call.op, call.cfg, call.deadline);
     let local = shared::local_vip(call, &mut report.warnings)?;
-    let vip = local.vip;
-    report.vip = Some(vip.to_string());
-    let dest = vip.to_string();
-    // A claim or release reads only what it needs on the failover's critical path: the
-    // tables, and the VPC's CIDRs once per few minutes (they change on a human's time scale).
-    // The ENI (SourceDestCheck) is read by status and check.
-    let cached_cidrs = call.session.cached_cidrs(&me.vpc_id);
-    let fresh_read = cached_cidrs.is_none();
-    let (cidrs, tables, eni_info) = read_round(
-        &client,
-        cfg,
-        &me,
-        &dest,
-        cached_cidrs,
-        op == Op::Status,
-        deadline,
-    )
-    .await;
-    let cidrs = cidrs?;
-    if fresh_read {
-        call.session.remember_cidrs(&me.vpc_id, &cidrs);
-    }
-    outside_vpc(vip, &cidrs, &me.vpc_id)?;
-    let tables = without_edge_tables(tables?, &cfg.selection, &mut report.warnings);
-    check_tables(&tables, &cfg.selection, &me)?;
-    let source_dest_check = match eni_info {
-        Some(Ok(info)) => info.source_dest_check,
-        Some(Err(e)) => {
-            report.warnings.push(format!(
-                "cannot read SourceDestCheck of {}: {}",
-                me.eni, e.message
-            ));
-            None
-        }
-        None => None,
-    };
-    if source_dest_check == Some(true) {
-        report.warnings.push(format!(
-            "SourceDestCheck is enabled on {}: the instance drops packets addressed to the VIP; disable it \
-             (aws ec2 modify-network-interface-attribute --no-source-dest-check)",
-            me.eni
-        ));
-    }
-
+    report.vip = Some(local.vip.to_string());
+    let dest = local.vip.to_string();
+    let found = discover(call, local.vip, op == Op::Status, &mut report.warnings).await?;
+    let (client, eni) = (&call.client, call.me.eni.as_str());
+    let tables = &found.tables;
+    let routes_read: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
     if op == Op::Status {
         report.local = Some(local.report());
-        report.source_dest_check = Some(source_dest_check);
-        let routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
-        fill_tables(report, &tables, &routes, None, &me.eni);
+        report.source_dest_check = Some(found.source_dest_check);
+        fill_tables(report, tables, &routes_read, None, eni);
         report.ok = true;
         return Ok(());
     }
-
     if op == Op::Claim && !local.present {
         report
             .warnings
             .push(local.absent_warning("the route will lead here"));
     }
+
+    // Plan.
     let steps: Vec<Step> = tables
         .iter()
         .map(|t| match op {
-            Op::Release => plan::release_step(&t.route, &me.eni),
-            _ => plan::claim_step(&t.route, &me.eni, cfg.write),
+            Op::Release => plan::release_step(&t.route, eni),
+            _ => plan::claim_step(&t.route, eni, cfg.write),
         })
         .collect();
-
     if cfg.dry_run {
-        let actions: Vec<Result<Action>> = steps
+        let planned: Vec<Result<Action>> = steps
             .iter()
             .map(|s| {
                 Ok(if *s == Step::Keep {
@@ -104,21 +69,21 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
                 })
             })
             .collect();
-        let routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
-        fill_tables(report, &tables, &routes, Some(&actions), &me.eni);
+        fill_tables(report, tables, &routes_read, Some(&planned), eni);
         report.ok = true;
         return Ok(());
     }
 
-    let actions = mutate(&client, &tables, &steps, &dest, &me.eni, cfg, deadline).await;
+    // Apply.
+    let actions = mutate(client, tables, &steps, &dest, eni, cfg, deadline).await;
     if op == Op::Release {
-        warn_stale_release(report, &tables, &actions);
+        warn_stale_release(report, tables, &actions);
     }
 
-    // Read-back, only where something was written: what an unchanged table showed is current.
-    let mut seen = ReadBack::unread(&tables);
+    // Read back, only where something was written: what an unchanged table showed is current.
+    let mut seen = ReadBack::unread(tables);
     if steps.iter().any(|s| *s != Step::Keep) {
-        seen = read_back(&client, &tables, &steps, &actions, &dest, &me.eni, deadline).await;
+        seen = read_back(client, tables, &steps, &actions, &dest, eni, deadline).await;
         if let Some(e) = &seen.error {
             report.warnings.push(format!(
                 "read-back failed, reporting the routes as read before the change: {}",
@@ -126,42 +91,25 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
             ));
         }
     }
-    for (i, t) in tables.iter().enumerate() {
-        if actions[i].is_err() || steps[i] == Step::Keep || seen.confirmed[i] {
-            continue;
-        }
-        let now = seen.routes[i].target.as_deref().unwrap_or("absent");
-        report.warnings.push(
-            if plan::may_be_stale(steps[i], &t.route, &seen.routes[i]) {
-                format!(
-                    "{}: EC2 accepted the change but no read showed it before the deadline (EC2 reads are \
-                     eventually consistent); the last read still shows {now}",
-                    t.id
-                )
-            } else {
-                format!(
-                    "{}: read-back shows the route {now} after our change; another member may have acted at the same time",
-                    t.id
-                )
-            },
-        );
-    }
+    warn_unconfirmed(report, tables, &steps, &actions, &seen);
     let mut routes = seen.routes;
     let mut settle_error = None;
     if op == Op::Claim && !cfg.settle.is_zero() && steps.iter().any(|s| *s != Step::Keep) {
         settle_error = settle_and_reassert(
-            &client,
-            &tables,
+            client,
+            tables,
             &mut routes,
             &dest,
-            &me.eni,
+            eni,
             cfg.settle,
             deadline,
             &mut report.warnings,
         )
         .await;
     }
-    fill_tables(report, &tables, &routes, Some(&actions), &me.eni);
+
+    // Report.
+    fill_tables(report, tables, &routes, Some(&actions), eni);
     for (t, (step, (action, confirmed))) in report
         .route_tables
         .iter_mut()
@@ -183,16 +131,101 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// One round of concurrent reads: the selected tables with the VIP's route, the VPC's CIDRs
+/// (once per few minutes: they change on a human's time scale) and, for status, the ENI; then
+/// validation. A claim or release reads only what the failover's critical path needs.
+async fn discover(
+    call: &mut Call<'_>,
+    vip: IpNet,
+    with_eni: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Found> {
+    let (cfg, me) = (call.cfg, &call.me);
+    let cached_cidrs = call.session.cached_cidrs(&me.vpc_id);
+    let fresh_read = cached_cidrs.is_none();
+    let (cidrs, tables, eni_info) = read_round(
+        &call.client,
+        cfg,
+        me,
+        &vip.to_string(),
+        cached_cidrs,
+        with_eni,
+        call.deadline,
+    )
+    .await;
+    let cidrs = cidrs?;
+    if fresh_read {
+        call.session.remember_cidrs(&me.vpc_id, &cidrs);
+    }
+    outside_vpc(vip, &cidrs, &me.vpc_id)?;
+    let tables = without_edge_tables(tables?, &cfg.selection, warnings);
+    check_tables(&tables, &cfg.selection, me)?;
+    let source_dest_check = match eni_info {
+        Some(Ok(info)) => info.source_dest_check,
+        Some(Err(e)) => {
+            warnings.push(format!(
+                "cannot read SourceDestCheck of {}: {}",
+                me.eni, e.message
+            ));
+            None
+        }
+        None => None,
+    };
+    if source_dest_check == Some(true) {
+        warnings.push(format!(
+            "SourceDestCheck is enabled on {}: the instance drops packets addressed to the VIP; disable it \
+             (aws ec2 modify-network-interface-attribute --no-source-dest-check)",
+            me.eni
+        ));
+    }
+    Ok(Found {
+        tables,
+        source_dest_check,
+    })
+}
 
+/// A warning per written table that no read showed changed: stale (EC2's reads lag) or taken
+/// by a third party since.
+fn warn_unconfirmed(
+    report: &mut Report,
+    tables: &[TableObs],
+    steps: &[Step],
+    actions: &[Result<Action>],
+    seen: &ReadBack,
+) {
+    for (i, t) in tables.iter().enumerate() {
+        if actions[i].is_err() || steps[i] == Step::Keep || seen.confirmed[i] {
+            continue;
+        }
+        let now = seen.routes[i].target.as_deref().unwrap_or("absent");
+        report.warnings.push(
+            if plan::may_be_stale(steps[i], &t.route, &seen.routes[i]) {
+                format!(
+                    "{}: EC2 accepted the change but no read showed it before the deadline (EC2 reads are \
+                     eventually consistent); the last read still shows {now}",
+                    t.id
+                )
+            } else {
+                format!(
+                    "{}: read-back shows the route {now} after our change; another member may have acted at the same time",
+                    t.id
+                )
+            },
+        );
+    }
+}
 
 /// The route kind's part of the preflight: the VIP outside the VPC, SourceDestCheck, the
 /// tables, the holder, the permissions (DryRun) and the least-privilege guards.
-pub async fn check(call: &mut Call<'_>, report: &mut Report, items: &mut Vec<CheckItem>) -> Result<()> {
+pub async fn check(
+    call: &mut Call<'_>,
+    report: &mut Report,
+    items: &mut Vec<CheckItem>,
+) -> Result<()> {
     let cfg = call.cfg;
     let deadline = call.deadline;
     let client = call.client.clone();
     let me = call.me.clone();
-    let who = shared::who(cfg);
     let local = match shared::local_vip(call, &mut report.warnings) {
         Ok(l) => l,
         Err(e) => {
@@ -231,34 +264,8 @@ pub async fn check(call: &mut Call<'_>, report: &mut Report, items: &mut Vec<Che
         ),
     });
 
-    let sdc = eni_info.as_ref().ok().and_then(|i| i.source_dest_check);
-    report.source_dest_check = Some(sdc);
-    let sdc_fix = Some(format!("aws ec2 modify-network-interface-attribute --network-interface-id {} --no-source-dest-check", me.eni));
-    items.push(match (&eni_info, sdc) {
-        (Ok(_), Some(false)) => CheckItem::pass(
-            "source_dest_check",
-            format!("disabled on {}", me.eni),
-        ),
-        (Ok(_), Some(true)) => CheckItem::fail(
-            "source_dest_check",
-            format!(
-                "enabled on {}: the instance drops packets addressed to the VIP",
-                me.eni
-            ),
-            ErrorKind::Validation,
-            sdc_fix,
-        ),
-        (Ok(_), None) => CheckItem::warn(
-            "source_dest_check",
-            format!("EC2 did not report SourceDestCheck of {}", me.eni),
-            None,
-        ),
-        (Err(e), _) => CheckItem::warn(
-            "source_dest_check",
-            e.message.clone(),
-            Some("grant ec2:DescribeNetworkInterfaces".into()),
-        ),
-    });
+    report.source_dest_check = Some(eni_info.as_ref().ok().and_then(|i| i.source_dest_check));
+    items.push(source_dest_check_item(&eni_info, &me.eni));
 
     let tables = tables.map(|t| without_edge_tables(t, &cfg.selection, &mut report.warnings));
     let tables = match tables.and_then(|t| check_tables(&t, &cfg.selection, &me).map(|()| t)) {
@@ -281,26 +288,7 @@ pub async fn check(call: &mut Call<'_>, report: &mut Report, items: &mut Vec<Che
 
     let routes: Vec<RouteView> = tables.iter().map(|t| t.route.clone()).collect();
     fill_tables(report, &tables, &routes, None, &me.eni);
-    let holder = plan::holder(&routes, &me.eni);
-    items.push(match holder {
-        Holder::Mixed => CheckItem::warn(
-            "holder",
-            "the VIP route points at different targets in the selected tables",
-            Some("claim on the primary to make them agree".into()),
-        ),
-        Holder::Myself => CheckItem::pass(
-            "holder",
-            "this member holds the VIP route",
-        ),
-        Holder::Other => CheckItem::pass(
-            "holder",
-            "another member holds the VIP route",
-        ),
-        Holder::None => CheckItem::pass(
-            "holder",
-            "no table has the VIP route yet (a claim creates it)",
-        ),
-    });
+    items.push(holder_item(plan::holder(&routes, &me.eni)));
 
     if !cfg.probe_permissions {
         items.push(CheckItem::skip(
@@ -309,6 +297,65 @@ pub async fn check(call: &mut Call<'_>, report: &mut Report, items: &mut Vec<Che
         ));
         return Ok(());
     }
+    permission_items(&client, cfg, &ids, &dest, &me.eni, deadline, items).await;
+    guards(&client, cfg, &me, &ids, &dest, deadline, items).await;
+    Ok(())
+}
+
+/// SourceDestCheck must be off: the VIP is not one of the ENI's addresses.
+fn source_dest_check_item(eni_info: &Result<ec2::EniInfo>, eni: &str) -> CheckItem {
+    let sdc = eni_info.as_ref().ok().and_then(|i| i.source_dest_check);
+    let sdc_fix = Some(format!(
+        "aws ec2 modify-network-interface-attribute --network-interface-id {eni} --no-source-dest-check"
+    ));
+    match (eni_info, sdc) {
+        (Ok(_), Some(false)) => CheckItem::pass("source_dest_check", format!("disabled on {eni}")),
+        (Ok(_), Some(true)) => CheckItem::fail(
+            "source_dest_check",
+            format!("enabled on {eni}: the instance drops packets addressed to the VIP"),
+            ErrorKind::Validation,
+            sdc_fix,
+        ),
+        (Ok(_), None) => CheckItem::warn(
+            "source_dest_check",
+            format!("EC2 did not report SourceDestCheck of {eni}"),
+            None,
+        ),
+        (Err(e), _) => CheckItem::warn(
+            "source_dest_check",
+            e.message.clone(),
+            Some("grant ec2:DescribeNetworkInterfaces".into()),
+        ),
+    }
+}
+
+fn holder_item(holder: Holder) -> CheckItem {
+    match holder {
+        Holder::Mixed => CheckItem::warn(
+            "holder",
+            "the VIP route points at different targets in the selected tables",
+            Some("claim on the primary to make them agree".into()),
+        ),
+        Holder::Myself => CheckItem::pass("holder", "this member holds the VIP route"),
+        Holder::Other => CheckItem::pass("holder", "another member holds the VIP route"),
+        Holder::None => CheckItem::pass(
+            "holder",
+            "no table has the VIP route yet (a claim creates it)",
+        ),
+    }
+}
+
+/// `permission:<action>` per route call, probed with DryRun on every selected table at once.
+async fn permission_items(
+    client: &aws_sdk_ec2::Client,
+    cfg: &Config,
+    ids: &[&str],
+    dest: &str,
+    eni: &str,
+    deadline: Instant,
+    items: &mut Vec<CheckItem>,
+) {
+    let who = shared::who(cfg);
     // Every (action, table) pair at once, each bounded by the deadline.
     let probes: Vec<(Mutation, &str)> = Mutation::ALL
         .iter()
@@ -317,7 +364,7 @@ pub async fn check(call: &mut Call<'_>, report: &mut Report, items: &mut Vec<Che
     let answers = join_all(
         probes
             .iter()
-            .map(|(m, t)| timeout_at(deadline, ec2::may(&client, *m, t, &dest, &me.eni))),
+            .map(|(m, t)| timeout_at(deadline, ec2::may(client, *m, t, dest, eni))),
     )
     .await;
     for m in Mutation::ALL {
@@ -356,11 +403,7 @@ pub async fn check(call: &mut Call<'_>, report: &mut Report, items: &mut Vec<Che
             CheckItem::pass(&name, format!("ec2:{} allowed to {who} on {} table(s) (DryRun)", m.action(), ids.len()))
         });
     }
-    guards(&client, cfg, &me, &ids, &dest, deadline, items).await;
-    Ok(())
 }
-
-
 
 fn policy_example(cfg: &Config) -> &'static str {
     match cfg.role {
@@ -368,8 +411,6 @@ fn policy_example(cfg: &Config) -> &'static str {
         None => "examples/iam-policy.json",
     }
 }
-
-
 
 /// The guards of least privilege that can be seen from inside, each probed with DryRun:
 /// - `guard:route_scope`: route calls are denied on a table of the VPC outside the selection
@@ -450,7 +491,6 @@ async fn guards(
         },
     });
 }
-
 
 /// Round 2: the mutations, at most `max_in_flight` at once (EC2 throttles per account; the
 /// rest wait for a slot rather than collect `RequestLimitExceeded`), each retried on
@@ -644,7 +684,6 @@ fn outside_vpc(vip: IpNet, cidrs: &[IpNet], vpc_id: &str) -> Result<()> {
     }
 }
 
-
 /// The selected tables must exist and belong to our VPC.
 fn check_tables(tables: &[TableObs], sel: &Selection, me: &Identity) -> Result<()> {
     if tables.is_empty() {
@@ -716,7 +755,6 @@ impl ReadBack {
     }
 }
 
-
 /// Reads the written tables back, with growing pauses, until each shows the change, shows a
 /// third party's route (waiting won't change that), or the deadline is near. EC2's reads are
 /// eventually consistent: a read that still shows the state before our write is no failure,
@@ -782,27 +820,29 @@ fn fill_tables(
     actions: Option<&[Result<Action>]>,
     eni: &str,
 ) {
-    report.route_tables = Some(tables
-        .iter()
-        .zip(routes)
-        .enumerate()
-        .map(|(i, (t, r))| {
-            let outcome = actions.and_then(|a| a.get(i));
-            let (target, other_target) = split_target(r.target.as_deref());
-            TableReport {
-                id: t.id.clone(),
-                target,
-                other_target,
-                state: r.state,
-                is_self: r.points_at(eni),
-                action: outcome.map(|o| o.as_ref().copied().unwrap_or(Action::Failed)),
-                confirmed: None,
-                error: outcome
-                    .and_then(|o| o.as_ref().err())
-                    .map(ErrorReport::from),
-            }
-        })
-        .collect());
+    report.route_tables = Some(
+        tables
+            .iter()
+            .zip(routes)
+            .enumerate()
+            .map(|(i, (t, r))| {
+                let outcome = actions.and_then(|a| a.get(i));
+                let (target, other_target) = split_target(r.target.as_deref());
+                TableReport {
+                    id: t.id.clone(),
+                    target,
+                    other_target,
+                    state: r.state,
+                    is_self: r.points_at(eni),
+                    action: outcome.map(|o| o.as_ref().copied().unwrap_or(Action::Failed)),
+                    confirmed: None,
+                    error: outcome
+                        .and_then(|o| o.as_ref().err())
+                        .map(ErrorReport::from),
+                }
+            })
+            .collect(),
+    );
     report.holder = Some(plan::holder(routes, eni));
 }
 
@@ -815,7 +855,6 @@ fn split_target(target: Option<&str>) -> (Option<String>, Option<String>) {
         None => (None, None),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
