@@ -1,8 +1,9 @@
 """Read examples/cloudformation.yaml the way CloudFormation does, for the checks in test_template.
 
 `load` parses the YAML short-form tags (!Ref, !Sub, !If, ...) into their long form. `render`
-evaluates a parsed template for a set of parameter values: conditions decide which resources
-exist, intrinsic functions are resolved, AWS::NoValue drops the element that returned it.
+evaluates a parsed template for a set of parameter values: rules refuse parameters as
+CloudFormation would, conditions decide which resources exist, intrinsic functions are
+resolved, AWS::NoValue drops the element that returned it.
 Pseudo parameters and resources stay symbolic, so a check can tell a partition that came from
 ${AWS::Partition} from one typed by hand:
 
@@ -76,6 +77,14 @@ class Rendered:
         if missing:
             raise RenderError(f"parameters without a value: {missing}")
         self._conditions = {}
+        # Rules: CloudFormation refuses the parameters when an assertion of a rule whose
+        # RuleCondition holds (or that has none) is false.
+        for name, rule in template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"], f"Rules.{name}"):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self.resolve(assertion["Assert"], f"Rules.{name}"):
+                    raise RenderError(f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}")
         self.resources = {}
         for name, res in template.get("Resources", {}).items():
             if "Condition" in res and not self.condition(res["Condition"]):

@@ -5,12 +5,26 @@ of problems, empty when the property holds, so that a test can also run it on a 
 and see it fail.
 """
 
+import ipaddress
+import json
 import re
+from pathlib import Path
 
 from cfn_template import strings
 
 ENDPOINT_SERVICES = ("ec2", "sts", "ssm", "ssmmessages", "ec2messages")
 ROUTE_ACTIONS = {"ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute"}
+PRIVATE_IP_ACTIONS = {"ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+EIP_ACTIONS = {"ec2:AssociateAddress", "ec2:DisassociateAddress"}
+VIP_ACTIONS = ROUTE_ACTIONS | PRIVATE_IP_ACTIONS | EIP_ACTIONS
+RELEASE_ACTIONS = {"ec2:DeleteRoute", "ec2:UnassignPrivateIpAddresses", "ec2:DisassociateAddress"}
+# What each VipMode may change and read (release actions only with AllowRelease).
+MODE_ACTIONS = {
+    "route": ({"ec2:ReplaceRoute", "ec2:CreateRoute", "ec2:DeleteRoute"},
+              {"ec2:DescribeRouteTables", "ec2:DescribeVpcs", "ec2:DescribeNetworkInterfaces"}),
+    "private-ip": (PRIVATE_IP_ACTIONS, {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}),
+    "eip": (EIP_ACTIONS, {"ec2:DescribeAddresses", "ec2:DescribeNetworkInterfaces"}),
+}
 TAG_KEY = "irisvip"
 PARTITION = "<AWS.Partition>"
 SCOPE = f"arn:{PARTITION}:ec2:<AWS.Region>:<AWS.AccountId>"
@@ -27,9 +41,9 @@ def ref_name(value):
 
 
 def members(r):
-    """Instances that carry the VIP: those whose profile's role may change routes."""
+    """Instances that carry the VIP: those whose profile's role may move it (routes or addresses)."""
     return {n: res for n, res in r.of_type("AWS::EC2::Instance").items()
-            if any(s["Effect"] == "Allow" and ROUTE_ACTIONS & set(listify(s["Action"]))
+            if any(s["Effect"] == "Allow" and VIP_ACTIONS & set(listify(s["Action"]))
                    for s in statements_of(r, role_of(r, res)))}
 
 
@@ -209,11 +223,14 @@ def check_delete_route(r, release_enabled):
 NAT_TYPES = ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP", "AWS::EC2::VPCGatewayAttachment")
 
 
-def check_connectivity(r, mode):
-    """endpoints: interface endpoints and no internet path; nat: a NAT gateway per member AZ,
-    each member table's default route through the NAT gateway of its AZ, no interface endpoints."""
+def check_connectivity(r, mode, vip_mode="route"):
+    """endpoints: interface endpoints and no internet path (VipMode=eip: but the internet gateway
+    and the VIP's own Elastic IP); nat: a NAT gateway per member AZ, each member table's default
+    route through the NAT gateway of its AZ, no interface endpoints."""
     problems = []
     nat_like = {n for t in NAT_TYPES for n in r.of_type(t)}
+    if vip_mode == "eip":
+        nat_like -= set(r.of_type("AWS::EC2::InternetGateway")) | set(r.of_type("AWS::EC2::VPCGatewayAttachment")) | {"VipEip"}
     interface = {n for n, e in r.of_type("AWS::EC2::VPCEndpoint").items()
                  if e["Properties"].get("VpcEndpointType") == "Interface"}
     if mode == "endpoints":
@@ -327,11 +344,15 @@ def check_ssm(r):
     return problems
 
 
-def check_user_data(r, script, vip):
-    """Each member's user data carries persist-vip.sh verbatim and runs it for the VIP."""
+def check_user_data(r, script, vip, runs=True):
+    """Each member's user data carries persist-vip.sh verbatim and runs it for the VIP (runs=False,
+    VipMode=eip: exits before it, since an Elastic IP needs nothing on the host)."""
     problems = []
     for n, res in members(r).items():
         ud = res["Properties"].get("UserData", "")
+        stops = ud.startswith(f"#!/bin/bash\nVIP={vip}\nexit 0\n")
+        if stops == runs:
+            problems.append(f"{n}: user data {'stops before' if stops else 'runs'} persist-vip.sh")
         bodies = HEREDOC.findall(ud)
         if bodies != [script.rstrip("\n")]:
             problems.append(f"{n}: user data does not carry examples/persist-vip/persist-vip.sh verbatim "
@@ -403,3 +424,195 @@ def _leaf(want, have):
     if have is _MISSING:
         return False
     return want in have if isinstance(have, list) else want == have
+
+
+# --- VipMode (route, private-ip, eip) ------------------------------------------------------------
+
+def _policies_reference():
+    """The IAM service authorization reference for EC2 as cfn-lint ships it: per action the resource
+    types it authorizes, per resource type its ARN format and condition keys."""
+    import cfnlint
+
+    path = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json"
+    return json.loads(path.read_text())["ec2"]
+
+
+_REFERENCE = None
+
+
+def reference():
+    global _REFERENCE
+    if _REFERENCE is None:
+        _REFERENCE = _policies_reference()
+    return _REFERENCE
+
+
+_GLOBAL_KEYS = re.compile(r"^aws:")
+
+
+def check_reference(statements):
+    """Every Allow statement of EC2 actions agrees with the service authorization reference: an
+    action without resource types gets Resource "*"; an action with resource types gets only ARNs
+    of types it authorizes; every ec2: condition key belongs to each resource type the statement
+    names (a key a resource type does not have makes StringEquals false, so the call is denied)."""
+    ref = reference()
+    actions_ref = {k.lower(): v for k, v in ref["Actions"].items()}
+    types = {k.lower(): v for k, v in ref["Resources"].items()}
+    problems = []
+    for s in statements:
+        if s.get("Effect") != "Allow":
+            continue
+        sid = s.get("Sid", "?")
+        actions = [a for a in listify(s["Action"]) if a.startswith("ec2:")]
+        resources = [str(x) for x in listify(s.get("Resource", []))]
+        named = set()
+        for arn in resources:
+            if arn == "*":
+                continue
+            m = re.match(r"^arn:[^:]*:ec2:[^:]*:[^:]*:([a-z-]+)/", arn)
+            if m is None:
+                problems.append(f"{sid}: {arn!r} is not an EC2 resource ARN")
+                continue
+            named.add(m.group(1))
+        for action in actions:
+            spec = actions_ref.get(action.split(":", 1)[1].lower())
+            if spec is None:
+                problems.append(f"{sid}: {action} is not an EC2 action")
+                continue
+            allowed = {x.lower() for x in spec.get("Resources", [])}
+            if not allowed and resources != ["*"]:
+                problems.append(f"{sid}: {action} takes no resource type: Resource must be \"*\"")
+            if allowed and "*" in resources:
+                problems.append(f"{sid}: {action} authorizes {sorted(allowed)}: Resource \"*\" is not least privilege")
+            for kind in named - allowed:
+                problems.append(f"{sid}: {action} does not authorize {kind} resources")
+        for operator, pairs in s.get("Condition", {}).items():
+            for key in pairs:
+                if _GLOBAL_KEYS.match(key) or not key.startswith("ec2:"):
+                    continue
+                for kind in named:
+                    keys = {k.lower() for k in types.get(kind, {}).get("ConditionKeys", [])}
+                    if key.lower() not in keys and not any(k.endswith("${tagkey}") and key.lower().startswith(k[:-len("${tagkey}")]) for k in keys):
+                        problems.append(f"{sid}: {kind} has no condition key {key} ({operator} would deny)")
+    return problems
+
+
+def member_statements(r):
+    out = []
+    for res in members(r).values():
+        out += statements_of(r, role_of(r, res))
+    return out
+
+
+def check_mode_permissions(r, mode, release_enabled):
+    """The members may change exactly what their mode moves (the release action only with
+    AllowRelease), read what it reads, and nothing of the other modes; every address statement
+    is scoped to this stack's VPC (private-ip: and to the members' subnet; eip: the stack's own
+    Elastic IP by its allocation id)."""
+    problems = []
+    ms = members(r)
+    if not ms:
+        return ["no instance may move the VIP"]
+    changes, reads = MODE_ACTIONS[mode]
+    want = changes if release_enabled else changes - RELEASE_ACTIONS
+    vpc_arn = f"{SCOPE}:vpc/{{ref:Vpc}}"
+    for m, res in ms.items():
+        ss = [s for s in statements_of(r, role_of(r, res)) if s["Effect"] == "Allow"]
+        granted = set()
+        for s in ss:
+            granted |= set(listify(s["Action"]))
+        if granted & VIP_ACTIONS != want:
+            problems.append(f"{m}: may change {sorted(granted & VIP_ACTIONS)}, want {sorted(want)} for VipMode={mode}")
+        describes = {a for a in granted if a.startswith("ec2:Describe")}
+        if describes != reads:
+            problems.append(f"{m}: reads {sorted(describes)}, want {sorted(reads)}")
+        if mode == "route":
+            continue
+        for s in ss:
+            actions = set(listify(s["Action"])) & VIP_ACTIONS
+            if not actions:
+                continue
+            cond = s.get("Condition", {}).get("StringEquals", {})
+            for arn in listify(s["Resource"]):
+                arn = str(arn)
+                if arn.startswith(f"{SCOPE}:network-interface/"):
+                    if cond.get("ec2:Vpc") != vpc_arn:
+                        problems.append(f"{m}: {s.get('Sid')} on {arn} without StringEquals ec2:Vpc = {vpc_arn}")
+                    if mode == "private-ip":
+                        subnets = {_instance_subnet(i) for i in ms.values()}
+                        wanted = {f"{SCOPE}:subnet/{{ref:{x}}}" for x in subnets}
+                        if len(wanted) != 1 or cond.get("ec2:Subnet") not in wanted:
+                            problems.append(f"{m}: {s.get('Sid')} on {arn} without StringEquals ec2:Subnet = the members' subnet")
+                elif mode == "eip" and arn == f"{SCOPE}:elastic-ip/{{getatt:VipEip.AllocationId}}":
+                    pass
+                else:
+                    problems.append(f"{m}: {s.get('Sid')}: {sorted(actions)} on {arn!r}")
+    problems += check_reference(member_statements(r))
+    return problems
+
+
+def check_private_ip(r, vip):
+    """Both members in one subnet; an explicit CIDR reservation there holds the VIP; the config and
+    the user data use it."""
+    problems = []
+    ms = members(r)
+    subnets = {_instance_subnet(i) for i in ms.values()}
+    if len(subnets) != 1:
+        return [f"members in subnets {sorted(s or '' for s in subnets)}: private-ip needs one subnet"]
+    (subnet,) = subnets
+    cidr = ipaddress.ip_network(r.resources[subnet]["Properties"]["CidrBlock"])
+    reservations = [x["Properties"] for x in r.of_type("AWS::EC2::SubnetCidrReservation").values()
+                    if ref_name(x["Properties"]["SubnetId"]) == subnet and x["Properties"]["ReservationType"] == "explicit"]
+    if not any(ipaddress.ip_address(vip) in ipaddress.ip_network(x["Cidr"]) for x in reservations):
+        problems.append(f"{vip} is in no explicit CIDR reservation of {subnet}")
+    for x in reservations:
+        if not ipaddress.ip_network(x["Cidr"]).subnet_of(cidr):
+            problems.append(f"reservation {x['Cidr']} outside {subnet} ({cidr})")
+    first, last = list(cidr.hosts())[2], cidr.broadcast_address
+    if not first < ipaddress.ip_address(vip) < last:
+        problems.append(f"{vip} is one of the addresses AWS reserves in {cidr}")
+    if r.outputs.get("IrisVipConfig") != f"mode=private-ip;vip={vip}":
+        problems.append(f"IrisVipConfig is {r.outputs.get('IrisVipConfig')!r}")
+    return problems
+
+
+def check_eip(r):
+    """An Elastic IP allocated by the stack and associated by nobody but the library; its
+    allocation id in the outputs and the config; the members' tables route to an internet gateway;
+    no NAT gateway (replies would leave by it)."""
+    problems = []
+    eips = {n: x for n, x in r.of_type("AWS::EC2::EIP").items()
+            if not any(ref_name(g["Properties"].get("AllocationId", "")) == n or
+                       g["Properties"].get("AllocationId") == f"{{getatt:{n}.AllocationId}}"
+                       for g in r.of_type("AWS::EC2::NatGateway").values())}
+    if list(eips) != ["VipEip"]:
+        return [f"Elastic IPs for the VIP: {sorted(eips)}, want VipEip"]
+    p = eips["VipEip"]["Properties"]
+    if p.get("Domain") != "vpc":
+        problems.append("VipEip: Domain is not vpc")
+    for key in ("InstanceId", "NetworkInterfaceId"):
+        if key in p:
+            problems.append(f"VipEip: CloudFormation associates it ({key}); the library must")
+    if r.of_type("AWS::EC2::EIPAssociation"):
+        problems.append("an AWS::EC2::EIPAssociation: CloudFormation would own the association")
+    alloc = "{getatt:VipEip.AllocationId}"
+    if r.outputs.get("VipAllocationId") != alloc:
+        problems.append(f"VipAllocationId output is {r.outputs.get('VipAllocationId')!r}")
+    if r.outputs.get("IrisVipConfig") != f"mode=eip;allocation_id={alloc}":
+        problems.append(f"IrisVipConfig is {r.outputs.get('IrisVipConfig')!r}")
+    gateways = set(r.of_type("AWS::EC2::InternetGateway"))
+    for table in sorted({_table_of(r, _instance_subnet(i)) for i in members(r).values()}):
+        routes = [x["Properties"] for x in r.of_type("AWS::EC2::Route").values()
+                  if ref_name(x["Properties"]["RouteTableId"]) == table and x["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
+        if len(routes) != 1 or ref_name(routes[0].get("GatewayId")) not in gateways:
+            problems.append(f"{table}: the members' default route does not go to an internet gateway")
+    if r.of_type("AWS::EC2::NatGateway"):
+        problems.append("NAT gateways with an Elastic IP VIP: replies would leave by them")
+    return problems
+
+
+def _table_of(r, subnet):
+    for a in r.of_type("AWS::EC2::SubnetRouteTableAssociation").values():
+        if ref_name(a["Properties"]["SubnetId"]) == subnet:
+            return ref_name(a["Properties"]["RouteTableId"])
+    return None

@@ -41,8 +41,25 @@ class Template(unittest.TestCase):
     def render(self, tpl=None, **params):
         return cfn.render(self.tpl if tpl is None else tpl, params, stack_name=STACK)
 
+    def render_checked(self, **params):
+        """render, refusing a value that does not match its parameter's AllowedPattern (as CloudFormation does)."""
+        for name, value in params.items():
+            pattern = self.tpl["Parameters"][name].get("AllowedPattern")
+            if pattern is not None and not re.fullmatch(pattern, value):
+                raise cfn.RenderError(f"{name}={value} does not match {pattern}")
+        return self.render(**params)
+
     def broken(self):
         return copy.deepcopy(self.tpl)
+
+    @staticmethod
+    def statement(t, sid):
+        """The member role's statement with this Sid in a raw template (inside its !If, if any)."""
+        for s in t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+            s = s["Fn::If"][1] if "Fn::If" in s else s
+            if s.get("Sid") == sid:
+                return s
+        raise KeyError(sid)
 
     def assertHolds(self, problems):
         self.assertEqual(problems, [], "\n".join(problems))
@@ -69,7 +86,12 @@ class Template(unittest.TestCase):
         self.assertHolds(chk.check_connectivity(self.render(Connectivity="nat"), "nat"))
         for name, res in self.tpl["Resources"].items():
             if res["Type"] in chk.NAT_TYPES:
-                self.assertEqual(res.get("Condition"), "UseNat", f"{name} must depend on Connectivity=nat")
+                # The internet gateway also serves VipMode=eip, the VIP's Elastic IP only that.
+                want = {"InternetGateway": "UseInternetGateway", "GatewayAttachment": "UseInternetGateway",
+                        "VipEip": "EipMode"}.get(name, "UseNat")
+                self.assertEqual(res.get("Condition"), want, f"{name} must depend on {want}")
+        self.assertEqual(self.tpl["Conditions"]["UseInternetGateway"],
+                         {"Fn::Or": [{"Condition": "UseNat"}, {"Condition": "EipMode"}]})
 
     def test_no_eth0_anywhere(self):
         for path in (TEMPLATE, SCRIPT, EXAMPLES / "persist-vip" / "embed.py"):
@@ -196,19 +218,19 @@ class Template(unittest.TestCase):
 
     def test_route_statement_without_vpc_condition_is_caught(self):
         t = self.broken()
-        stmt = t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+        stmt = self.statement(t, "MoveTheVipRouteInThisStacksTables")
         del stmt["Condition"]
         self.assertReports(chk.check_route_permissions(self.render(t)), r"without StringEquals ec2:Vpc")
 
     def test_route_statement_on_every_table_is_caught(self):
         t = self.broken()
-        stmt = t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+        stmt = self.statement(t, "MoveTheVipRouteInThisStacksTables")
         stmt["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:route-table/*"}
         self.assertReports(chk.check_route_permissions(self.render(t)), r"route-table/\* without")
 
     def test_route_statement_missing_a_table_is_caught(self):
         t = self.broken()
-        stmt = t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+        stmt = self.statement(t, "MoveTheVipRouteInThisStacksTables")
         stmt["Resource"] = stmt["Resource"][:1]
         self.assertReports(chk.check_route_permissions(self.render(t)), r"tagged tables are")
 
@@ -225,14 +247,15 @@ class Template(unittest.TestCase):
 
     def test_unconditional_delete_route_is_caught(self):
         t = self.broken()
-        stmt = t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+        stmt = self.statement(t, "MoveTheVipRouteInThisStacksTables")
         stmt["Action"] = ["ec2:ReplaceRoute", "ec2:CreateRoute", "ec2:DeleteRoute"]
         self.assertReports(chk.check_delete_route(self.render(t), release_enabled=False), r"DeleteRoute granted")
 
     def test_unconditional_nat_gateway_is_caught(self):
         t = self.broken()
-        for name in ("InternetGateway", "GatewayAttachment", "PublicSubnetA", "NatEipA", "NatGatewayA"):
+        for name in ("PublicSubnetA", "NatEipA", "NatGatewayA"):
             del t["Resources"][name]["Condition"]
+        t["Resources"]["NatGatewayA"]["Properties"]["SubnetId"] = {"Ref": "SubnetA"}
         self.assertReports(chk.check_connectivity(self.render(t), "endpoints"), r"NatGatewayA exists without")
 
     def test_single_nat_gateway_is_caught(self):
@@ -285,13 +308,156 @@ class Template(unittest.TestCase):
     def test_stale_user_data_is_caught(self):
         t = self.broken()
         ud = t["Resources"]["MemberB"]["Properties"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
-        ud[3] = ud[3].replace("set -euo pipefail\n", "set -eu\n", 2)
+        ud[4] = ud[4].replace("set -euo pipefail\n", "set -eu\n", 2)
         self.assertReports(chk.check_user_data(self.render(t), self.script, VIP), r"MemberB: user data does not carry")
 
     def test_alert_on_every_destination_is_caught(self):
         t = self.broken()
         del t["Resources"]["RouteAlertRule"]["Properties"]["EventPattern"]["detail"]["$or"]
         self.assertReports(chk.check_alert(self.render(t, AlertEmail="a@example.com"), VIP), r"anything-but")
+
+    # --- VipMode: route (default), private-ip, eip
+
+    def test_vip_mode_parameter(self):
+        spec = self.tpl["Parameters"]["VipMode"]
+        self.assertEqual(spec["Default"], "route")
+        self.assertEqual(spec["AllowedValues"], ["route", "private-ip", "eip"])
+        for mode in ("route", "private-ip", "eip"):
+            for release in ("false", "true"):
+                with self.subTest(mode=mode, release=release):
+                    r = self.render(VipMode=mode, AllowRelease=release)
+                    self.assertHolds(chk.check_mode_permissions(r, mode, release == "true"))
+                    self.assertHolds(chk.check_members_own_enis(r))
+                    self.assertHolds(chk.check_imdsv2(r))
+                    self.assertHolds(chk.check_ssm(r))
+                    self.assertHolds(chk.check_partition(self.text, r))
+                    self.assertHolds(chk.check_tag_deny(r))
+
+    def test_route_mode_is_the_default_and_unchanged(self):
+        self.assertEqual(self.render().outputs, self.render(VipMode="route").outputs)
+        for name in ("VipReservation", "VipEip", "MemberInternetRouteA", "MemberInternetRouteB"):
+            self.assertNotIn(name, self.render().resources)
+        self.assertHolds(chk.check_route_permissions(self.render(VipMode="route", TaggedTablesInVpc="true")))
+
+    def test_private_ip_mode(self):
+        r = self.render(VipMode="private-ip")
+        self.assertHolds(chk.check_private_ip(r, "10.0.1.230"))
+        self.assertHolds(chk.check_private_ip(self.render(VipMode="private-ip", PrivateVipAddress="10.0.1.225"), "10.0.1.225"))
+        self.assertHolds(chk.check_user_data(r, self.script, "10.0.1.230"))
+        self.assertEqual(r.outputs["Vip"], "10.0.1.230")
+        self.assertEqual(r.outputs["CheckCommand"], "irisvip check --mode private-ip --vip 10.0.1.230")
+        # One subnet, one AZ: said in the parameter's description, and what check_azs then reports.
+        self.assertIn("ONE subnet", self.tpl["Parameters"]["VipMode"]["Description"])
+        self.assertEqual(chk.check_azs(r), ["members in ['<az0>', '<az0>'], want <az0> and <az1>"])
+        self.assertHolds(chk.check_connectivity(r, "endpoints"))
+        # The tagged tables stay (subnets need them), the route permissions go.
+        self.assertEqual(chk.route_actions(r), set())
+        for address in ("10.0.1.223", "10.0.1.240", "10.0.2.230", "192.168.240.10"):
+            with self.subTest(address=address), self.assertRaisesRegex(cfn.RenderError, "PrivateVipAddress"):
+                self.render_checked(VipMode="private-ip", PrivateVipAddress=address)
+
+    def test_eip_mode(self):
+        r = self.render(VipMode="eip")
+        self.assertHolds(chk.check_eip(r))
+        self.assertHolds(chk.check_connectivity(r, "endpoints", "eip"))
+        self.assertHolds(chk.check_azs(r))
+        self.assertHolds(chk.check_user_data(r, self.script, VIP, runs=False))
+        self.assertEqual(r.outputs["Vip"], "{ref:VipEip}")
+        self.assertEqual(r.outputs["CheckCommand"], "irisvip check --mode eip --allocation-id {getatt:VipEip.AllocationId}")
+        self.assertNotIn("VipAllocationId", self.render().outputs)
+        self.assertEqual(chk.route_actions(r), set())
+
+    def test_eip_mode_refuses_nat(self):
+        with self.assertRaisesRegex(cfn.RenderError, "rule EipNeedsEndpoints"):
+            self.render(VipMode="eip", Connectivity="nat")
+        self.render(VipMode="route", Connectivity="nat")
+
+    def test_statements_agree_with_the_service_authorization_reference(self):
+        for params in ({}, {"AllowRelease": "true", "TaggedTablesInVpc": "true"},
+                       {"VipMode": "private-ip", "AllowRelease": "true"}, {"VipMode": "eip", "AllowRelease": "true"}):
+            with self.subTest(params=params):
+                self.assertHolds(chk.check_reference(chk.member_statements(self.render(**params))))
+
+    # broken copies
+
+    def test_route_permission_in_another_mode_is_caught(self):
+        t = self.broken()
+        t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0] = \
+            self.statement(t, "MoveTheVipRouteInThisStacksTables")
+        self.assertReports(chk.check_mode_permissions(self.render(t, VipMode="eip"), "eip", False), r"may change .*ec2:CreateRoute")
+
+    def test_unassign_without_release_is_caught(self):
+        t = self.broken()
+        self.statement(t, "MoveTheVipAddressInTheMembersSubnet")["Action"] = ["ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+        self.assertReports(chk.check_mode_permissions(self.render(t, VipMode="private-ip"), "private-ip", False),
+                           r"UnassignPrivateIpAddresses")
+
+    def test_private_ip_statement_without_subnet_is_caught(self):
+        t = self.broken()
+        del self.statement(t, "MoveTheVipAddressInTheMembersSubnet")["Condition"]["StringEquals"]["ec2:Subnet"]
+        self.assertReports(chk.check_mode_permissions(self.render(t, VipMode="private-ip"), "private-ip", False),
+                           r"without StringEquals ec2:Subnet")
+
+    def test_vpc_condition_on_the_elastic_ip_is_caught(self):
+        t = self.broken()
+        s = self.statement(t, "MoveThisStacksElasticIp")
+        s["Condition"] = copy.deepcopy(self.statement(t, "OntoTheMembersInterfacesInThisVpc")["Condition"])
+        self.assertReports(chk.check_mode_permissions(self.render(t, VipMode="eip"), "eip", False),
+                           r"elastic-ip has no condition key ec2:Vpc")
+
+    def test_elastic_ip_on_every_address_is_caught(self):
+        t = self.broken()
+        self.statement(t, "MoveThisStacksElasticIp")["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:elastic-ip/*"}
+        self.assertReports(chk.check_mode_permissions(self.render(t, VipMode="eip"), "eip", False), r"elastic-ip/\*")
+
+    def test_members_in_two_subnets_for_private_ip_is_caught(self):
+        t = self.broken()
+        t["Resources"]["MemberB"]["Properties"]["NetworkInterfaces"][0]["SubnetId"] = {"Ref": "SubnetB"}
+        self.assertReports(chk.check_private_ip(self.render(t, VipMode="private-ip"), "10.0.1.230"), r"needs one subnet")
+
+    def test_vip_outside_the_reservation_is_caught(self):
+        t = self.broken()
+        t["Resources"]["VipReservation"]["Properties"]["Cidr"] = "10.0.1.208/28"
+        self.assertReports(chk.check_private_ip(self.render(t, VipMode="private-ip"), "10.0.1.230"), r"no explicit CIDR reservation")
+        t = self.broken()
+        t["Resources"]["VipReservation"]["Properties"]["ReservationType"] = "prefix"
+        self.assertReports(chk.check_private_ip(self.render(t, VipMode="private-ip"), "10.0.1.230"), r"no explicit CIDR reservation")
+
+    def test_eip_associated_by_cloudformation_is_caught(self):
+        t = self.broken()
+        t["Resources"]["VipEip"]["Properties"]["InstanceId"] = {"Ref": "MemberA"}
+        self.assertReports(chk.check_eip(self.render(t, VipMode="eip")), r"CloudFormation associates it")
+        t = self.broken()
+        t["Resources"]["VipEipAssociation"] = {"Type": "AWS::EC2::EIPAssociation", "Condition": "EipMode",
+                                               "Properties": {"AllocationId": {"Fn::GetAtt": ["VipEip", "AllocationId"]},
+                                                              "InstanceId": {"Ref": "MemberA"}}}
+        self.assertReports(chk.check_eip(self.render(t, VipMode="eip")), r"EIPAssociation")
+
+    def test_eip_without_internet_route_is_caught(self):
+        t = self.broken()
+        del t["Resources"]["MemberInternetRouteB"]
+        self.assertReports(chk.check_eip(self.render(t, VipMode="eip")), r"RouteTableB: the members' default route")
+
+    def test_eip_config_without_allocation_is_caught(self):
+        t = self.broken()
+        t["Outputs"]["IrisVipConfig"]["Value"]["Fn::If"][2]["Fn::If"][2] = "mode=eip"
+        self.assertReports(chk.check_eip(self.render(t, VipMode="eip")), r"IrisVipConfig is 'mode=eip'")
+
+    def test_eip_user_data_that_persists_is_caught(self):
+        t = self.broken()
+        t["Resources"]["MemberA"]["Properties"]["UserData"]["Fn::Base64"]["Fn::Join"][1][3] = ""
+        self.assertReports(chk.check_user_data(self.render(t, VipMode="eip"), self.script, VIP, runs=False),
+                           r"MemberA: user data runs persist-vip.sh")
+
+    def test_action_on_a_resource_type_it_does_not_authorize_is_caught(self):
+        problems = chk.check_reference([{"Sid": "X", "Effect": "Allow", "Action": "ec2:AssignPrivateIpAddresses",
+                                         "Resource": "arn:PARTITION:ec2:REGION:ACCOUNT_ID:subnet/SUBNET_ID"}])
+        self.assertReports(problems, r"does not authorize subnet")
+        problems = chk.check_reference([{"Sid": "X", "Effect": "Allow", "Action": "ec2:DescribeAddresses",
+                                         "Resource": "arn:PARTITION:ec2:REGION:ACCOUNT_ID:elastic-ip/ALLOCATION_ID"}])
+        self.assertReports(problems, r"takes no resource type")
+        problems = chk.check_reference([{"Sid": "X", "Effect": "Allow", "Action": "ec2:AssociateAddress", "Resource": "*"}])
+        self.assertReports(problems, r"not least privilege")
 
     def test_renderer_refuses_a_ref_to_a_resource_left_out(self):
         t = self.broken()
@@ -344,6 +510,95 @@ class StandalonePolicies(unittest.TestCase):
                             .replace("VIP_ADDRESS", VIP))
         self.assertEqual(filled, rule["Properties"]["EventPattern"])
 
+
+
+class AddressPolicies(unittest.TestCase):
+    """examples/iam-private-ip.json and examples/iam-eip.json: least privilege per mode, checked
+    against the service authorization reference (cfn-lint's copy of it)."""
+
+    ENI = r"^arn:PARTITION:ec2:REGION:ACCOUNT_ID:network-interface/ENI_ID_\d$"
+    VPC = "arn:PARTITION:ec2:REGION:ACCOUNT_ID:vpc/VPC_ID"
+    SUBNET = "arn:PARTITION:ec2:REGION:ACCOUNT_ID:subnet/SUBNET_ID"
+    EIP = "arn:PARTITION:ec2:REGION:ACCOUNT_ID:elastic-ip/ALLOCATION_ID"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.docs = {mode: json.loads((EXAMPLES / f"iam-{mode}.json").read_text()) for mode in ("private-ip", "eip")}
+
+    def test_no_partition_typed_in(self):
+        for mode in self.docs:
+            with self.subTest(mode=mode):
+                self.assertNotRegex((EXAMPLES / f"iam-{mode}.json").read_text(), r"arn:aws[a-z-]*:")
+
+    def test_statements_agree_with_the_reference(self):
+        for name in ("iam-private-ip.json", "iam-eip.json", "iam-policy.json", "iam-policy-release.json",
+                     "iam-shared-vpc-owner.json"):
+            with self.subTest(name=name):
+                doc = json.loads((EXAMPLES / name).read_text())
+                self.assertEqual(set(doc), {"Version", "Statement"}, "IAM refuses other top-level keys")
+                self.assertEqual(chk.check_reference(doc["Statement"]), [])
+
+    def test_actions_per_mode(self):
+        for mode, doc in self.docs.items():
+            with self.subTest(mode=mode):
+                changes, reads = chk.MODE_ACTIONS[mode]
+                actions = {a for s in doc["Statement"] for a in chk.listify(s["Action"])}
+                self.assertEqual(actions, changes | reads)
+                self.assertTrue(all(s["Effect"] == "Allow" for s in doc["Statement"]))
+                for s in doc["Statement"]:
+                    acts = set(chk.listify(s["Action"]))
+                    if acts & chk.RELEASE_ACTIONS:
+                        # The release action in statements of its own, to drop on members that never release.
+                        self.assertEqual(acts, acts & chk.RELEASE_ACTIONS, s["Sid"])
+                    if acts <= reads:
+                        self.assertEqual(s["Resource"], "*", s["Sid"])
+
+    def test_private_ip_scoped_to_the_members_interfaces_in_their_subnet(self):
+        for s in self.docs["private-ip"]["Statement"]:
+            if set(chk.listify(s["Action"])) & chk.PRIVATE_IP_ACTIONS:
+                with self.subTest(sid=s["Sid"]):
+                    for arn in s["Resource"]:
+                        self.assertRegex(arn, self.ENI)
+                    self.assertEqual(s["Condition"], {"StringEquals": {"ec2:Vpc": self.VPC, "ec2:Subnet": self.SUBNET}})
+
+    def test_eip_scoped_to_the_allocation_and_the_members_interfaces(self):
+        seen = set()
+        for s in self.docs["eip"]["Statement"]:
+            acts = set(chk.listify(s["Action"])) & chk.EIP_ACTIONS
+            if not acts:
+                continue
+            with self.subTest(sid=s["Sid"]):
+                resources = chk.listify(s["Resource"])
+                if resources == [self.EIP]:
+                    self.assertNotIn("Condition", s)
+                    seen |= {(a, "elastic-ip") for a in acts}
+                else:
+                    for arn in resources:
+                        self.assertRegex(arn, self.ENI)
+                    self.assertEqual(s["Condition"], {"StringEquals": {"ec2:Vpc": self.VPC}})
+                    seen |= {(a, "network-interface") for a in acts}
+        # Each action is allowed on both resource types it authorizes here (instance: the library
+        # associates by network interface, never by instance id).
+        self.assertEqual(seen, {(a, k) for a in chk.EIP_ACTIONS for k in ("elastic-ip", "network-interface")})
+
+    def test_same_actions_as_the_template(self):
+        for mode, doc in self.docs.items():
+            with self.subTest(mode=mode):
+                r = cfn.render(cfn.load(TEMPLATE.read_text()), {"VipMode": mode, "AllowRelease": "true"}, STACK)
+                granted = {a for s in chk.member_statements(r) if s["Effect"] == "Allow" for a in chk.listify(s["Action"])
+                           if a.startswith("ec2:")}
+                self.assertEqual(granted, {a for s in doc["Statement"] for a in chk.listify(s["Action"])})
+
+    def test_broken_policies_are_caught(self):
+        doc = copy.deepcopy(self.docs["eip"])
+        doc["Statement"][0]["Condition"] = {"StringEquals": {"ec2:Vpc": self.VPC}}
+        self.assertTrue(any("elastic-ip has no condition key ec2:Vpc" in p for p in chk.check_reference(doc["Statement"])))
+        doc = copy.deepcopy(self.docs["private-ip"])
+        doc["Statement"][0]["Resource"] = "*"
+        self.assertTrue(any("not least privilege" in p for p in chk.check_reference(doc["Statement"])))
+        doc = copy.deepcopy(self.docs["private-ip"])
+        doc["Statement"][0]["Condition"]["StringEquals"]["ec2:SubnetID"] = "subnet-1"
+        self.assertTrue(any("no condition key ec2:SubnetID" in p for p in chk.check_reference(doc["Statement"])))
 
 if __name__ == "__main__":
     unittest.main()

@@ -15,10 +15,16 @@ job-only       ^ZMIRROR and ^%ZSTART never reach the library ($ZF) in their own 
                ($CLASSMETHOD, $METHOD, XECUTE, @indirection) is refused, since where it goes cannot be
                shown. Each of the two routines, when present, must start at least one JOB.
 membership     every claim under src/ applies the membership rule first: a method that claims
-               (Invoke("claim", ...) or Invoke with an operation that is not a literal, Claim(...),
-               CallClaim(...), the literal "vip_claim") calls ClaimRuleNow or ClaimRule before it. Exempt
-               are the library wrapper's own layers in IrisVip.VIP: Claim (the manual call), Invoke,
-               CallLibrary and CallClaim.
+               (Invoke("claim", ...) or InvokeAddresses("claim", ...), either with an operation that is not
+               a literal, Claim(...), CallClaim(...), the literal "vip_claim") calls ClaimRuleNow or
+               ClaimRule before it. Exempt are the library wrapper's own layers in IrisVip.VIP: Claim (the
+               manual call), Invoke, InvokeAddresses, CallLibrary and CallClaim.
+all-addresses  the settings may hold several addresses (^IrisVip("config") and ^IrisVip("addresses", name)),
+               claimed and released together: outside IrisVip.VIP's address layer (the calls, the
+               settings methods), no code under src/ reads ^IrisVip("config") or ^IrisVip("addresses"),
+               calls GetConfig, GetAddress or ConfigFor, or calls Invoke; and a Claim, Release, Status or
+               Check of IrisVip.VIP gets no config of its own (none, or ""), so that it acts on every
+               address. Code that picked one config would move one address and leave the others behind.
 tests-layout   the %UnitTest cases live in the folder module.xml's <UnitTest Name="..."> names, outside
                src/, in its Package; each file's path matches its class name; no class under src/ is a test
                case or in that package; every test case extends a base whose OnBeforeOneTest calls
@@ -40,7 +46,14 @@ from dataclasses import dataclass, field
 from osparse import Source, parse, source_files, walk
 
 WRAPPER = "IrisVip.VIP"
-WRAPPER_LAYERS = {"Claim", "Invoke", "CallLibrary", "CallClaim"}
+WRAPPER_LAYERS = {"Claim", "Invoke", "InvokeAddresses", "CallLibrary", "CallClaim"}
+# IrisVip.VIP's methods that may pick one address's config: the calls and the settings methods.
+ADDRESS_LAYER = {"claim", "release", "status", "check", "invoke", "invokeaddresses", "calllibrary", "getconfig",
+                 "setconfig", "addressnames", "getaddress", "setaddress", "removeaddress", "configfor",
+                 "listaddresses", "show"}
+ADDRESS_NODES = re.compile(r'^\^IrisVip\(\s*"(config|addresses)"', re.IGNORECASE)
+SINGLE_CONFIG_CALLS = {"getconfig", "getaddress", "configfor", "invoke"}
+ADDRESS_CALLS = {"claim", "release", "status", "check"}
 RULE_METHODS = {"claimrulenow", "claimrule"}
 HOOK_ROUTINES = ("ZMIRROR", "%ZSTART")
 DYNAMIC_FUNCTIONS = {"$classmethod", "$method", "$zobjclassmethod", "$zobjmethod"}
@@ -261,6 +274,19 @@ def _first_arg(node):
     return next((c for c in args.children if c.type == "method_arg"), None)
 
 
+def _leading_arg(node):
+    """The first argument node of a call, or None when there is none or it is left out (M(, x))."""
+    args = next((c for c in node.children if c.type == "method_args"), None)
+    if args is None:
+        return None
+    for child in args.children:
+        if child.type == "method_arg":
+            return child
+        if child.type == ",":
+            return None
+    return None
+
+
 def _literal(source: Source, arg) -> str | None:
     if arg is None:
         return None
@@ -349,7 +375,7 @@ def membership(module: Module) -> tuple[list[str], str]:
                                            or call.target_class.lower() == WRAPPER.lower()):
                 position = call.node.start_byte
                 rule_at = position if rule_at is None else min(rule_at, position)
-            elif method == "invoke":
+            elif method in ("invoke", "invokeaddresses"):
                 op = _literal(unit.source, call.first_arg)
                 if op is None or op.lower() == "claim":
                     claims.append(call.node)
@@ -364,6 +390,49 @@ def membership(module: Module) -> tuple[list[str], str]:
                     f"through ##class({WRAPPER}).GuardedClaim(), which applies ClaimRule first"
                 )
     return problems, f"membership: checked {sites} claim site(s) under src/"
+
+
+def _targets_wrapper(unit: Unit, call: Call) -> bool:
+    """A call of a method of IrisVip.VIP (##class(IrisVip.VIP).M() or ..M() inside it)."""
+    if call.kind == "class":
+        return call.target_class.lower() == WRAPPER.lower()
+    return call.kind == "relative" and unit.class_name.lower() == WRAPPER.lower()
+
+
+def all_addresses(module: Module) -> tuple[list[str], str]:
+    problems, checked = [], 0
+    for unit in module.units:
+        if not under(unit.source, "src"):
+            continue
+        if unit.class_name.lower() == WRAPPER.lower() and unit.method.lower() in ADDRESS_LAYER:
+            continue
+        checked += 1
+        for node in walk(unit.node):
+            if node.type == "gvn" and ADDRESS_NODES.match(unit.source.text(node).strip()):
+                problems.append(
+                    f"all-addresses: {unit.where(node)}: {unit.key} reads {unit.source.text(node).strip()}: one address "
+                    f"of several; call ##class({WRAPPER}).Claim(\"\")/Release(\"\")/Status(\"\") or GuardedClaim, "
+                    "which act on every address"
+                )
+        for call in unit.calls:
+            if not _targets_wrapper(unit, call):
+                continue
+            method = call.method.lower()
+            if method in SINGLE_CONFIG_CALLS:
+                problems.append(
+                    f"all-addresses: {unit.where(call.node)}: {unit.key} calls {call.method}, which picks one "
+                    "config: the other addresses would be left behind; use InvokeAddresses, GuardedClaim or "
+                    "Claim/Release/Status/Check without a config"
+                )
+            elif method in ADDRESS_CALLS:
+                config = _leading_arg(call.node)
+                if config is not None and unit.source.text(config).strip() not in ("", '""'):
+                    problems.append(
+                        f"all-addresses: {unit.where(call.node)}: {unit.key} calls {call.method} with a config of "
+                        f"its own ({unit.source.text(config).strip()}): one address; pass \"\" so that every "
+                        "address is used"
+                    )
+    return problems, f"all-addresses: checked {checked} method(s) and routine(s) under src/"
 
 
 def tests_layout(module: Module) -> tuple[list[str], str]:
@@ -498,7 +567,7 @@ def guarded_catch(module: Module) -> tuple[list[str], str]:
     return problems, f"guarded-catch: checked {checked} WriteToConsoleLog call(s)"
 
 
-RULES = (job_only, membership, tests_layout, task_install, guarded_catch)
+RULES = (job_only, membership, all_addresses, tests_layout, task_install, guarded_catch)
 
 
 def check(directory: str) -> tuple[list[str], list[str]]:

@@ -62,13 +62,35 @@ ClassMethod ClaimRuleNow() As %String
     Quit $Select($SYSTEM.Mirror.IsPrimary(): "primary", 1: "not-primary")
 }
 
+ClassMethod InvokeAddresses(op As %String, write As %String = "") As %Status
+{
+    Quit ..Invoke(op, ..GetConfig()_";write="_write)
+}
+
 ClassMethod GuardedClaim(write As %String) As %Status
 {
     Set decision = ..ClaimRuleNow()
     If decision '= "primary" {
         Quit $$$OK
     }
-    Quit ..Invoke("claim", "write="_write)
+    Quit ..InvokeAddresses("claim", write)
+}
+
+ClassMethod GetConfig() As %String
+{
+    Quit $Get(^IrisVip("config"))
+}
+
+ClassMethod Release(config As %String = "", source As %String = "") As %Status
+{
+    Quit ..Invoke("release", config)
+}
+
+ClassMethod OnSystemStop() As %Status
+{
+    // Every address: ^IrisVip("config") and ^IrisVip("addresses", name).
+    Do ..Release(, "ZSTOP")
+    Quit ..Release("", "ZSTOP")
 }
 
 ClassMethod Log(text As %String)
@@ -253,6 +275,7 @@ class RulesTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("job-only: checked ^ZMIRROR, ^%ZSTART", result.stdout)
         self.assertRegex(result.stdout, r"membership: checked [1-9]\d* claim site")
+        self.assertRegex(result.stdout, r"all-addresses: checked [1-9]\d* method")
         self.assertRegex(result.stdout, r"tests-layout: checked [1-9]\d* test case\(s\) in /tests")
         self.assertIn("task-install: checked 1 method", result.stdout)
         self.assertRegex(result.stdout, r"guarded-catch: checked [1-9]\d* WriteToConsoleLog")
@@ -319,7 +342,7 @@ class RulesTest(unittest.TestCase):
     # membership -------------------------------------------------------------------------------------
 
     def test_claim_without_the_rule(self):
-        claimer = CLAIMER.replace('Do ##class(IrisVip.VIP).GuardedClaim("always")', 'Do ##class(IrisVip.VIP).Claim("write=always")')
+        claimer = CLAIMER.replace('Do ##class(IrisVip.VIP).GuardedClaim("always")', 'Do ##class(IrisVip.VIP).Claim("")')
         result = run_rules(with_changes(src__cls__IrisVip__Claimer_dot_cls=claimer))
         self.assert_broken(result, "membership", "src/cls/IrisVip/Claimer.cls:12:", "IrisVip.Claimer:Run claims without the membership rule")
         self.only_rule(result, "membership")
@@ -329,7 +352,7 @@ class RulesTest(unittest.TestCase):
     If decision '= "primary" {
         Quit $$$OK
     }
-    Quit ..Invoke("claim", "write="_write)''', '''    Set sc = ..Invoke("claim", "write="_write)
+    Quit ..InvokeAddresses("claim", write)''', '''    Set sc = ..InvokeAddresses("claim", write)
     Set decision = ..ClaimRuleNow()
     Quit sc''')
         result = run_rules(with_changes(src__cls__IrisVip__VIP_dot_cls=vip))
@@ -341,14 +364,72 @@ class RulesTest(unittest.TestCase):
         self.assert_broken(result, "membership", "IrisVip.Task.Reassert:Install claims")
 
     def test_other_operations_are_not_claims(self):
+        # (Invoke outside the wrapper picks one config, which all-addresses refuses; membership does not.)
         task = TASK.replace("Quit task.%Save()", 'Do ##class(IrisVip.VIP).Invoke("status", "")\n    Quit task.%Save()')
         result = run_rules(with_changes(src__cls__IrisVip__Task__Reassert_dot_cls=task))
-        self.assertEqual(result.returncode, 0, result.stdout)
+        self.assertNotIn("membership: src", result.stdout)
+        self.only_rule(result, "all-addresses")
 
     def test_entry_name_outside_the_wrapper(self):
         claimer = CLAIMER.replace('Do ##class(IrisVip.VIP).GuardedClaim("always")', 'Set name = "vip_claim"')
         result = run_rules(with_changes(src__cls__IrisVip__Claimer_dot_cls=claimer))
         self.assert_broken(result, "membership", "IrisVip.Claimer:Run claims")
+
+    def test_invoke_addresses_claim_without_the_rule(self):
+        claimer = CLAIMER.replace('Do ##class(IrisVip.VIP).GuardedClaim("always")',
+                                  'Do ##class(IrisVip.VIP).InvokeAddresses("claim", "always")')
+        result = run_rules(with_changes(src__cls__IrisVip__Claimer_dot_cls=claimer))
+        self.assert_broken(result, "membership", "IrisVip.Claimer:Run claims without the membership rule")
+        self.only_rule(result, "membership")
+
+    def test_invoke_addresses_status_is_not_a_claim(self):
+        task = TASK.replace("Quit task.%Save()", 'Do ##class(IrisVip.VIP).InvokeAddresses("status")\n    Quit task.%Save()')
+        result = run_rules(with_changes(src__cls__IrisVip__Task__Reassert_dot_cls=task))
+        self.assertEqual(result.returncode, 0, result.stdout)
+
+    # all-addresses ----------------------------------------------------------------------------------
+
+    def test_good_fixture_reads_the_config_only_in_the_layer(self):
+        result = run_rules(good_module())
+        self.assertRegex(result.stdout, r"all-addresses: checked [1-9]\d* method")
+        self.assertNotIn("all-addresses: src", result.stdout)
+
+    def test_single_config_read_outside_the_layer(self):
+        claimer = CLAIMER.replace('Do ##class(IrisVip.VIP).GuardedClaim("always")',
+                                  'Set config = ^IrisVip("config")\n    Do ##class(IrisVip.VIP).GuardedClaim("always")')
+        result = run_rules(with_changes(src__cls__IrisVip__Claimer_dot_cls=claimer))
+        self.assert_broken(result, "all-addresses", "src/cls/IrisVip/Claimer.cls:12:",
+                           'IrisVip.Claimer:Run reads ^IrisVip("config")')
+        self.only_rule(result, "all-addresses")
+
+    def test_named_address_read_outside_the_layer(self):
+        task = TASK.replace("Quit task.%Save()", 'Set c = $Get(^IrisVip("addresses", "eip"))\n    Quit task.%Save()')
+        result = run_rules(with_changes(src__cls__IrisVip__Task__Reassert_dot_cls=task))
+        self.assert_broken(result, "all-addresses", 'IrisVip.Task.Reassert:Install reads ^IrisVip("addresses"')
+
+    def test_one_config_picked_in_the_wrapper(self):
+        vip = VIP.replace('    Do ..Release(, "ZSTOP")\n    Quit ..Release("", "ZSTOP")',
+                          '    Quit ..Invoke("release", ..GetConfig())')
+        result = run_rules(with_changes(src__cls__IrisVip__VIP_dot_cls=vip))
+        self.assert_broken(result, "all-addresses", "IrisVip.VIP:OnSystemStop calls Invoke, which picks one config",
+                           "IrisVip.VIP:OnSystemStop calls GetConfig")
+        self.only_rule(result, "all-addresses")
+
+    def test_release_with_a_config_of_its_own(self):
+        vip = VIP.replace('Quit ..Release("", "ZSTOP")', 'Quit ..Release("vip=192.168.240.10", "ZSTOP")')
+        result = run_rules(with_changes(src__cls__IrisVip__VIP_dot_cls=vip))
+        self.assert_broken(result, "all-addresses", 'calls Release with a config of its own ("vip=192.168.240.10")')
+
+    def test_status_from_another_class_with_a_config(self):
+        task = TASK.replace("Quit task.%Save()", 'Do ##class(IrisVip.VIP).Status(cfg)\n    Quit task.%Save()')
+        result = run_rules(with_changes(src__cls__IrisVip__Task__Reassert_dot_cls=task))
+        self.assert_broken(result, "all-addresses",
+                           "IrisVip.Task.Reassert:Install calls Status with a config of its own (cfg)")
+
+    def test_tests_may_pick_one_config(self):
+        test = GOOD_TEST.replace('Do $$$AssertTrue(1, "fine")', 'Do ##class(IrisVip.VIP).Status(^IrisVip("config"))')
+        result = run_rules(with_changes(tests__IrisVip__Test__Good_dot_cls=test))
+        self.assertEqual(result.returncode, 0, result.stdout)
 
     def test_tests_may_claim_directly(self):
         test = GOOD_TEST.replace('Do $$$AssertTrue(1, "fine")', 'Do $$$AssertStatusOK(##class(IrisVip.VIP).Claim(^IrisVip("testconfig")))')
