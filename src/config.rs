@@ -328,13 +328,19 @@ fn check_mode_keys(cfg: &Config, seen: &[&str]) -> Result<()> {
         Mode::Eip => [&ROUTE_ONLY[..], &["vip"][..]].concat(),
     };
     if let Some(k) = seen.iter().find(|k| foreign.contains(k)) {
-        let why = match *k {
-            "vip" => "in mode=eip the address is named by allocation_id= or public_ip=".to_owned(),
-            k if EIP_ONLY.contains(&k) => format!("{k} belongs to mode=eip"),
-            k => format!("{k} belongs to mode=route"),
+        let fix = match *k {
+            "vip" => {
+                "in mode=eip the address is named by allocation_id= or public_ip=; leave vip out, \
+                 or set mode=route or mode=private-ip to move vip"
+                    .to_owned()
+            }
+            k if EIP_ONLY.contains(&k) => {
+                format!("{k} belongs to mode=eip; leave it out or set mode=eip")
+            }
+            k => format!("{k} belongs to mode=route; leave it out or set mode=route"),
         };
         return Err(Error::config(format!(
-            "config key `{k}` does not apply to mode={mode}: {why}; leave it out or set mode="
+            "config key `{k}` does not apply to mode={mode}: {fix}"
         )));
     }
     match cfg.mode {
@@ -355,6 +361,17 @@ fn check_mode_keys(cfg: &Config, seen: &[&str]) -> Result<()> {
         },
         _ => Ok(()),
     }
+}
+
+/// The mode a config asks for, read leniently (the first well-formed `mode=` item), for the
+/// shape of a result whose config was refused: a refused `mode=eip` config still gets the
+/// address kinds' shape, without `route_tables`.
+pub fn mode_hint(raw: &[u8]) -> Option<Mode> {
+    let text = std::str::from_utf8(raw).ok()?;
+    text.split([';', '\n']).find_map(|item| {
+        let (key, value) = item.split_once('=')?;
+        (key.trim() == "mode").then(|| parse_mode(value.trim()).ok())?
+    })
 }
 
 /// Longest role ARN IAM accepts.
@@ -717,11 +734,28 @@ mod tests {
             ("mode=Route", "must be route"),
             ("mode=eip;allocation_id=eni-1", "eipalloc-"),
             ("mode=eip;public_ip=1.2.3.4/32", "not an IPv4 address"),
+            (
+                "mode=eip;allocation_id=eipalloc-1;route_tables=rtb-1",
+                "set mode=route",
+            ),
+            ("private_ip=10.0.0.1", "set mode=eip"),
         ] {
             let e = err(input.as_bytes());
             assert_eq!(e.kind, ErrorKind::Config, "{input}: {e}");
             assert!(e.message.contains(says), "{input}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn a_refused_config_still_says_its_mode() {
+        assert_eq!(mode_hint(b"mode=eip;route_tables=rtb-1"), Some(Mode::Eip));
+        assert_eq!(
+            mode_hint(b" mode = private-ip ;bogus"),
+            Some(Mode::PrivateIp)
+        );
+        assert_eq!(mode_hint(b"vip=1.2.3.4"), None);
+        assert_eq!(mode_hint(b"mode=nonsense"), None);
+        assert_eq!(mode_hint(b"\xff"), None);
     }
 
     #[test]

@@ -47,7 +47,13 @@ pub fn execute_with(op: Op, raw: &[u8], interrupted: &dyn Fn() -> bool) -> Repor
         report.source_dest_check = Some(None);
     }
     match config::parse(raw) {
-        Err(e) => report.fail(&e),
+        Err(e) => {
+            // The result keeps the shape of the mode asked for, even refused.
+            if config::mode_hint(raw).is_some_and(|m| m != Mode::Route) {
+                report.route_tables = None;
+            }
+            report.fail(&e)
+        }
         Ok(cfg) => {
             // Only the route kind's result has route_tables; the others report `address`.
             if cfg.mode != Mode::Route {
