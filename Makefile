@@ -67,7 +67,7 @@ demo: deps build
 		echo "demo: no network namespaces here; running the loopback demo instead"; \
 		$(PY) tests/support/demo.py; \
 	else exit $$rc; fi
-	@echo; echo "The full lab (scenarios 1-5, repeated, plot): make lab; options: lab/lab.py --help, lab/README.md"
+	@echo; echo "The full lab (scenarios 1-6, repeated, plot): make lab; options: lab/lab.py --help, lab/README.md"
 
 lint: apt
 	cargo fmt --check

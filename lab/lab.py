@@ -5,15 +5,18 @@ Real packets between network namespaces on this machine: a client, two mirror me
 subnets (two "AZs"), and a VPC router whose kernel route to the VIP follows moto's route tables.
 The library moves the route from inside each member, loaded by zfhost as IRIS loads it.
 
-    lab/lab.py [--scenarios 1,2,3,4,5] [--repeat N] [--sync-ms 5] [--json out.json] [--plot out.png]
+    lab/lab.py [--scenarios 1,2,3,4,5,6] [--repeat N] [--sync-ms 5] [--json out.json] [--plot out.png]
 
 Scenarios: 1 cold start, 2 unplanned failover, 3 planned failover (release, then claim),
-4 late release race, 5 fail-back to A. Needs root (network namespaces); exits 3, with one line
-on stderr, where namespaces cannot be created. Exits 1 when a check failed, 0 otherwise.
+4 late release race, 5 fail-back to A, 6 private-ip failover (mode=private-ip: both members in
+one subnet, the VIP a secondary private IP that B's claim moves from A's ENI; EC2 through the
+EC2 model of tests/support/faultproxy.py). Needs root (network namespaces); exits 3, with one
+line on stderr, where namespaces cannot be created. Exits 1 when a check failed, 0 otherwise.
 """
 
 import argparse
 import atexit
+import json
 import os
 import signal
 import sys
@@ -24,8 +27,8 @@ sys.path.insert(0, HERE)
 
 import netns  # noqa: E402
 import report  # noqa: E402
-from scenarios import NAMES, Runner, ScenarioFailed  # noqa: E402
-from services import Lab, SERVICE_PORT  # noqa: E402
+from scenarios import IP_SCENARIOS, NAMES, Runner, ScenarioFailed  # noqa: E402
+from services import EC2_MODEL, EC2_MODEL_PORT, Lab, SERVICE_PORT  # noqa: E402
 
 EXIT_NO_NETNS = 3
 
@@ -43,14 +46,14 @@ def ensure_venv():
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated scenario numbers (default 1,2,3,4,5)")
+    p.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers (default 1,2,3,4,5,6)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each scenario (default 3)")
     p.add_argument("--sync-ms", type=float, default=5.0, help="route sync loop: pause between two polls of moto (default 5)")
     p.add_argument("--json", metavar="FILE", help="write every sample, route change, call and metric as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a PNG timeline (client replies by member, claims marked)")
     p.add_argument("--observe-ms", type=float, default=300.0, help="steady traffic watched around each event (default 300)")
     p.add_argument("--detect-ms", type=float, default=0.0,
-                   help="scenario 2: pause between A's death and B's claim, standing for the mirror's own failure detection (default 0)")
+                   help="scenarios 2 and 6: pause between A's death and B's claim, standing for the mirror's own failure detection (default 0)")
     p.add_argument("--tables", type=int, default=2, help="route tables in the VPC (default 2; the client's subnet uses the last)")
     p.add_argument("--conn-interval-ms", type=float, default=7.0, help="client: a new connection every N ms (default 7)")
     p.add_argument("--conn-timeout-ms", type=float, default=200.0, help="client: a new connection's deadline (default 200)")
@@ -103,7 +106,19 @@ def describe(lab, a):
     print(f"  route sync: poll, then pause {a.sync_ms:g} ms; client: new connection every {a.conn_interval_ms:g} ms "
           f"(deadline {a.conn_timeout_ms:g} ms), session request every {a.session_interval_ms:g} ms "
           f"(breaks after {a.session_timeout_ms:g} ms)")
-    print(f"  member config string: {lab.members['a'].config!r} (A), {lab.members['b'].config!r} (B)\n")
+    print(f"  member config string: {lab.members['a'].config!r} (A), {lab.members['b'].config!r} (B)")
+    if lab.ip is not None:
+        ip, w = lab.ip, lab.ip.world
+        print(f"lab: private-ip site (scenario 6): VPC {w['vpc']} {w['cidr']}, both members in {w['a']['subnet']} "
+              f"{w['secondary_ip']['cidr']}; VIP {ip.vip}, a secondary private IP of that subnet")
+        for mem in ip.members.values():
+            i = mem.ident
+            print(f"  member {mem.name}: {t.ns[mem.role]}, {i['private_ip']} in {i['az']}, {i['instance_id']} {i['eni']}, "
+                  f"VIP {ip.vip} on {netns.VIP_LABEL}; library loaded in {mem.load['ms']:.1f} ms")
+        print(f"  EC2 through the EC2 model (faultproxy.py {json.dumps(EC2_MODEL)}), for the members at "
+              f"{t.gw('pa')}:{EC2_MODEL_PORT} and for the data plane, which routes {ip.vip} to the ENI holding it")
+        print(f"  member config string: {ip.members['a'].config!r} (A), {ip.members['b'].config!r} (B)")
+    print()
 
 
 def main(argv=None):
@@ -115,7 +130,8 @@ def main(argv=None):
         return EXIT_NO_NETNS
     client_opts = {"conn_interval_ms": a.conn_interval_ms, "conn_timeout_ms": a.conn_timeout_ms,
                    "session_interval_ms": a.session_interval_ms, "session_timeout_ms": a.session_timeout_ms}
-    lab = Lab(zfhost=a.zfhost, sync_ms=a.sync_ms, tables=a.tables, client_opts=client_opts, keep_logs=a.keep_logs)
+    lab = Lab(zfhost=a.zfhost, sync_ms=a.sync_ms, tables=a.tables, client_opts=client_opts, keep_logs=a.keep_logs,
+              ip_site=any(s in IP_SCENARIOS for s in a.scenario_list))
     install_signal_handlers(lab)
     runs, aborted = [], None
     t0 = time.monotonic()
@@ -137,7 +153,7 @@ def main(argv=None):
                 runs.append(run)
                 if not a.quiet:
                     print(f"scenario {sid} ({NAMES[sid]}) run {rep}/{a.repeat}, times relative to its event:")
-                    print("\n".join(report.timeline(lab.rec, run)))
+                    print("\n".join(report.timeline(lab.rec_of(run), run)))
                 print(report.summary_line(run) + ("\n" if not a.quiet else ""))
             if aborted:
                 break
@@ -147,13 +163,23 @@ def main(argv=None):
         print(f"\nroute sync: {st.get('polls')} polls, pause {a.sync_ms:g} ms, poll p50 {st.get('poll_ms_p50')} ms / "
               f"p95 {st.get('poll_ms_p95')} ms / max {st.get('poll_ms_max')} ms, period p50 {st.get('period_ms_p50')} ms / "
               f"max {st.get('period_ms_max')} ms, errors {st.get('errors')}")
+        model = None
+        if lab.ip is not None and lab.ip.sync is not None:
+            st = lab.ip.rec.sync_stats or {}
+            print(f"address sync (private-ip site, through the EC2 model): {st.get('polls')} polls, poll p50 "
+                  f"{st.get('poll_ms_p50')} ms / p95 {st.get('poll_ms_p95')} ms / max {st.get('poll_ms_max')} ms, "
+                  f"period p50 {st.get('period_ms_p50')} ms / max {st.get('period_ms_max')} ms, errors {st.get('errors')}")
+            model = lab.ip.model_state()
+            if model:
+                print(f"EC2 model: {model.get('addresses')} (moved: a reassigned address taken off its old ENI, "
+                      f"which moto alone would leave there), refused {model.get('refused')}")
         params = {k: v for k, v in vars(a).items() if k != "scenario_list"}
         params["service_port"] = SERVICE_PORT
         if a.json:
-            report.write_json(a.json, params, lab, runs)
+            report.write_json(a.json, params, lab, runs, model=model)
             print(f"json: {a.json}")
         if a.plot and runs:
-            report.plot(a.plot, lab.rec, runs)
+            report.plot(a.plot, lab.rec, runs, rec_of=lab.rec_of)
             print(f"plot: {a.plot}")
         print(f"lab time: {time.monotonic() - t0:.1f} s")
         if aborted:

@@ -6,6 +6,8 @@ and no route, so no lab packet can leave the machine.
     client (10.N.3.10) --- to-c  \
     member-a (eth0 10.N.1.x) --- to-a -- vpc router (10.N.{1,2,3}.1, moto, route sync)
     member-b (eth0 10.N.2.x) --- to-b  /
+    ip-a (ens5 10.M.1.x) ------- to-pa -/  the private-ip site (scenario 6, only when asked):
+    ip-b (ens5 10.M.1.y) ------- to-pb /   both members in one subnet, router 10.M.1.1 on both links
 
 Names are PREFIX + "<pid>-" + role, the pid being the lab process that made them, so a later
 run can tell a crashed run's namespaces (pid gone) from a live concurrent run's (pid alive).
@@ -27,6 +29,8 @@ IMDS_ADDR = "169.254.169.254"
 MEMBER_DEV = "ens5"
 VIP_LABEL = f"{MEMBER_DEV}:1"
 SUBNET = {"a": 1, "b": 2, "c": 3}  # third octet of each role's subnet, as world.py numbers them
+# The private-ip site's members: both in subnet 1 of their own world (world.py --same-subnet).
+IP_ROLES = {"pa": "ip-a", "pb": "ip-b"}
 
 
 class NetnsUnavailable(Exception):
@@ -108,10 +112,11 @@ class Topology:
     ns: dict = field(default_factory=dict)  # role -> namespace name
     member_ip: dict = field(default_factory=dict)  # "a"/"b" -> private IP
     created: list = field(default_factory=list)
+    gws: dict = field(default_factory=dict)  # role -> router address, for the private-ip site's roles
 
     def gw(self, role):
         """The router's address in a role's subnet (AWS's VPC router is .1 as well)."""
-        return f"10.{self.n}.{SUBNET[role]}.1"
+        return self.gws.get(role) or f"10.{self.n}.{SUBNET[role]}.1"
 
     @property
     def client_ip(self):
@@ -157,21 +162,47 @@ def create(n):
         raise
 
 
+def add_ip_site(topo, m):
+    """The private-ip site's two member namespaces, both in subnet 10.m.1.0/24, each on its own
+    veth to the router (a VPC has no shared L2 either: it delivers to ENIs). The router holds
+    10.m.1.1 on both links and reaches each member's primary address by a /32 route
+    (connect_ip_member); the address that moves gets its /32 route from the data plane."""
+    vpc = topo.ns["vpc"]
+    base = f"{PREFIX}{os.getpid()}-"
+    for role, suffix in IP_ROLES.items():
+        name = base + suffix
+        ip("netns", "add", name)
+        topo.created.append(name)
+        topo.ns[role] = name
+        topo.gws[role] = f"10.{m}.1.1"
+        ip("-n", name, "link", "set", "lo", "up")
+        ip("-n", vpc, "link", "add", f"to-{role}", "type", "veth", "peer", "name", MEMBER_DEV, "netns", name)
+        ip("-n", vpc, "addr", "add", f"{topo.gw(role)}/32", "dev", f"to-{role}")
+        ip("-n", vpc, "link", "set", f"to-{role}", "up")
+    sysctl(vpc, *[f"net.ipv4.conf.to-{r}.rp_filter=0" for r in IP_ROLES])
+
+
+def connect_ip_member(topo, role, private_ip):
+    """The router's way to a private-ip member's primary address: its own link."""
+    ip("-n", topo.ns["vpc"], "route", "replace", f"{private_ip}/32", "dev", f"to-{role}")
+
+
 def dev(role):
     """The NIC's name: members are current Nitro instances (Amazon Linux 2023, Ubuntu), whose first
     device is ens5, not eth0; the library finds it by the ENI's MAC. The client is just a host."""
     return MEMBER_DEV if role in ("a", "b") else "eth0"
 
 
-def configure_member(topo, role, private_ip, mac):
+def configure_member(topo, role, private_ip, mac, vip=VIP):
     """A member as an EC2 instance sees itself: ens5 with its ENI's MAC and private IP, the VIP
     on label ens5:1 (what IRIS's mirror VIP setup leaves), and 169.254.169.254 on lo where its
-    IMDSv2 stand-in listens, so the library uses the real metadata address."""
+    IMDSv2 stand-in listens, so the library uses the real metadata address. In the private-ip
+    site the VIP is the subnet's secondary address, carried the same way."""
     ns = topo.ns[role]
     topo.member_ip[role] = private_ip
     ip("-n", ns, "link", "set", MEMBER_DEV, "address", mac)
     ip("-n", ns, "addr", "add", f"{private_ip}/24", "dev", MEMBER_DEV)
-    ip("-n", ns, "addr", "add", f"{VIP}/32", "dev", MEMBER_DEV, "label", VIP_LABEL)
+    ip("-n", ns, "addr", "add", f"{vip}/32", "dev", MEMBER_DEV, "label", VIP_LABEL)
     ip("-n", ns, "addr", "add", f"{IMDS_ADDR}/32", "dev", "lo")
     set_link(topo, role, True)
 

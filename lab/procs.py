@@ -87,7 +87,15 @@ class Procs:
         return child
 
     def stop(self, child, sig=signal.SIGTERM, timeout=3.0):
-        """Stop one child by its pid: sig, then SIGKILL after timeout."""
+        """Stop one child by its pid: sig, then SIGKILL after timeout. A child that reads commands
+        on stdin (zfhost) is first sent EOF, which ends it: like the IRIS process it stands for, it
+        does not end on SIGTERM (the library takes that as a stop request for the call under way)."""
+        if child.p.poll() is None and sig == signal.SIGTERM and child.p.stdin:
+            self._eof(child)
+            try:
+                child.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
         if child.p.poll() is None:
             try:
                 child.p.send_signal(sig)
@@ -97,17 +105,22 @@ class Procs:
                 child.p.wait()
             except ProcessLookupError:
                 pass
+        self._eof(child)
+        child.reader.join(timeout=1.0)
+
+    @staticmethod
+    def _eof(child):
         if child.p.stdin:
             try:
                 child.p.stdin.close()
             except OSError:
                 pass
-        child.reader.join(timeout=1.0)
 
     def stop_all(self):
         # Signal everyone first, then wait: a run with many children stops in one timeout.
         for c in reversed(self.children):
-            if c.p.poll() is None:
+            self._eof(c)
+            if c.p.poll() is None and not c.p.stdin:
                 try:
                     c.p.send_signal(signal.SIGTERM)
                 except ProcessLookupError:

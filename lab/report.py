@@ -21,7 +21,12 @@ TABLE = {
         ("after_release_replies", "replies after A's release (all B)")],
     5: [("downtime_ms", "gap: last B -> first A"), ("claim_call_ms", "A's claim call (cold process)"),
         ("claim_to_first_reply_ms", "claim -> first reply from A"), ("session_gap_ms", "session: last B -> first A")],
+    6: [("downtime_ms", "downtime: last A -> first B"), ("claim_to_first_reply_ms", "B's claim -> first reply from B"),
+        ("claim_call_ms", "claim call (address move)"), ("claim_to_router_ms", "claim -> VPC delivers to B"),
+        ("probe_gap_ms", "new connections: last A -> first B"), ("session_gap_ms", "session: last A -> first B"),
+        ("replies_from_a_after_switch", "replies from A after the move")],
 }
+COUNTS = ("after_release", "replies_from")  # metrics that are counts, not milliseconds
 COLORS = {"A": "tab:blue", "B": "tab:orange", None: "lightgray"}
 
 
@@ -105,6 +110,11 @@ def summary_line(run):
         body = (f"downtime {fmt(m.get('downtime_ms'))} (last A -> first B), B's claim -> first reply "
                 f"{fmt(m.get('claim_to_first_reply_ms'))}, claim call {fmt(m.get('claim_call_ms'))}, "
                 f"session gap {fmt(m.get('session_gap_ms'))}")
+    elif s == 6:
+        body = (f"downtime {fmt(m.get('downtime_ms'))} (last A -> first B), B's claim -> first reply "
+                f"{fmt(m.get('claim_to_first_reply_ms'))}, claim call {fmt(m.get('claim_call_ms'))}, "
+                f"session gap {fmt(m.get('session_gap_ms'))}, replies from A after the move "
+                f"{m.get('replies_from_a_after_switch')}")
     elif s == 3:
         body = (f"gap {fmt(m.get('downtime_ms'))} (last A -> first B), release {fmt(m.get('release_call_ms'))} + "
                 f"claim {fmt(m.get('claim_call_ms'))}, router without route {fmt(m.get('router_unreachable_ms'))}")
@@ -132,7 +142,7 @@ def table(runs):
             if st is None:
                 lines.append(f"{label:<22} {name:<38} {0:>3} {'-':>10} {'-':>10} {'-':>10}")
             else:
-                unit = "" if key.startswith("after_release") else " ms"
+                unit = "" if key.startswith(COUNTS) else " ms"
                 lines.append(f"{label:<22} {name:<38} {st['n']:>3} {fmt(st['min'], unit):>10} "
                              f"{fmt(st['median'], unit):>10} {fmt(st['max'], unit):>10}")
             label = ""
@@ -142,7 +152,7 @@ def table(runs):
 
 
 # -- files ------------------------------------------------------------------------------------
-def write_json(path, params, lab, runs):
+def write_json(path, params, lab, runs, model=None):
     rec = lab.rec
     doc = {
         "params": params,
@@ -157,11 +167,25 @@ def write_json(path, params, lab, runs):
         "session_opens": rec.opens,
         "time": "time.monotonic() seconds, shared by all processes of the machine",
     }
+    ip = getattr(lab, "ip", None)
+    if ip is not None:  # scenario 6's own site: its runs' samples, routes and marks are here
+        doc["private_ip"] = {
+            "world": ip.world,
+            "vip": ip.vip,
+            "members": {m.name: {"namespace": m.ns, "config": m.config} for m in ip.members.values()},
+            "ec2_model": {"config": model.get("config") if model else None, "state": model},
+            "sync": ip.rec.sync_stats,
+            "sync_errors": ip.rec.errors,
+            "routes": ip.rec.routes,
+            "marks": ip.rec.marks,
+            "samples": ip.rec.samples,
+            "session_opens": ip.rec.opens,
+        }
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, default=str)
 
 
-def plot(path, rec, runs, max_panels=10):
+def plot(path, rec, runs, max_panels=12, rec_of=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,7 +196,9 @@ def plot(path, rec, runs, max_panels=10):
         per = max(1, max_panels // len({r["scenario"] for r in runs}))
         runs = [r for r in runs if r["rep"] <= per][:max_panels]
     fig, axes = plt.subplots(len(runs), 1, figsize=(12, 2.3 * len(runs) + 0.6), squeeze=False)
+    route_rec = rec
     for ax, run in zip(axes[:, 0], runs):
+        rec = rec_of(run) if rec_of else route_rec
         lo, hi = run["t_view"], run["t_end"]
         for y, kind in ((2, "c"), (1, "s")):  # each attempt where it started (t0)
             pts = [s for s in rec.samples if s["k"] == kind and lo <= s["t0"] <= hi]

@@ -1,4 +1,4 @@
-"""The five scenarios. Each one first puts the lab in the state it starts from (marked "setup",
+"""The six scenarios. Each one first puts the lab in the state it starts from (marked "setup",
 so one scenario can run alone or after any other), then acts exactly as IRIS would (vip_claim
 from NotifyBecomePrimary, vip_release from ^%ZSTOP with releaseOnStop), and returns a run: its
 time window, the metrics it measured, and the checks it made.
@@ -21,7 +21,10 @@ NAMES = {
     3: "planned failover",
     4: "late release race",
     5: "fail-back to A",
+    6: "private-ip failover",
 }
+# Scenarios that run in the private-ip site (services.IpSite): its own members, data plane, client.
+IP_SCENARIOS = {6}
 
 
 def ms(a, b):
@@ -30,23 +33,29 @@ def ms(a, b):
 
 
 class Runner:
-    def __init__(self, lab, observe_s=0.3, detect_ms=0.0, reach_timeout_s=10.0):
+    def __init__(self, lab, observe_s=0.3, detect_ms=0.0, reach_timeout_s=10.0, site=None):
         self.lab = lab
-        self.rec = lab.rec
-        self.a, self.b = lab.members["a"], lab.members["b"]
+        self.site = site or lab  # what holds the members and the recorder: the lab, or its IpSite
+        self.rec = self.site.rec
+        self.a, self.b = self.site.members["a"], self.site.members["b"]
         self.observe_s = observe_s  # steady traffic watched before and after each event
         self.detect_ms = detect_ms  # unplanned: delay between A's death and B's claim
         self.reach_timeout_s = reach_timeout_s
         self.session_timeout_s = lab.client_opts.get("session_timeout_ms", 300.0) / 1000.0
+        self.ip_runner = None
 
     # -- actions, each marked on the timeline ---------------------------------------------
     def _call(self, mem, entry, setup, pending=None):
         c = mem.finish_call(pending) if pending else mem.call(entry)
         r = c["result"]
+        actions, extra = [t.get("action") for t in r.get("route_tables", [])], {}
+        if "address" in r:  # mode=private-ip: one address instead of route tables
+            addr = r["address"] or {}
+            actions = [addr.get("action")]
+            extra = {"address": {k: addr.get(k) for k in ("ip", "target", "self", "action", "confirmed")}}
         self.rec.mark(entry, mem.name, t=c["t_sent"], t_done=c["t_done"], host_ms=c["host_ms"],
-                      lib_ms=r.get("elapsed_ms"), ok=r.get("ok"), holder=r.get("holder"),
-                      actions=[t.get("action") for t in r.get("route_tables", [])],
-                      error=r.get("error"), cold=c["cold"], threads=c["threads"], setup=setup)
+                      lib_ms=r.get("elapsed_ms"), ok=r.get("ok"), holder=r.get("holder"), actions=actions,
+                      error=r.get("error"), cold=c["cold"], threads=c["threads"], setup=setup, **extra)
         return c
 
     def claim(self, mem, setup=False, pending=None):
@@ -129,8 +138,18 @@ class Runner:
 
     # -- the scenarios --------------------------------------------------------------------
     def run(self, sid, rep):
+        if self.site is self.lab:  # the route site's runner: hands the private-ip site's scenarios on
+            if self.lab.ip is not None:
+                self.lab.focus(sid in IP_SCENARIOS)
+            if sid in IP_SCENARIOS:
+                if self.ip_runner is None:
+                    self.ip_runner = Runner(self.lab, self.observe_s, self.detect_ms, self.reach_timeout_s,
+                                            site=self.lab.ip)
+                return self.ip_runner.run(sid, rep)
         t_start = time.monotonic()
         run = {"scenario": sid, "name": NAMES[sid], "rep": rep, "t_start": t_start, "checks": []}
+        if self.site is not self.lab:
+            run["site"] = "private-ip"
         getattr(self, f"s{sid}")(run)
         run["t_end"] = time.monotonic()
         # What a timeline or plot shows: from a little before the first non-setup action.
@@ -161,6 +180,10 @@ class Runner:
 
     def s2(self, run):
         """Unplanned failover: A (holding the route) dies; B claims."""
+        self.unplanned(run)
+
+    def unplanned(self, run):
+        """A (holding the VIP) dies: link down, then service and IRIS process killed; B claims."""
         self.make_holder(self.a)
         self.lab.link_down(self.a)
         t_kill = self.rec.marks[-1]["t"]
@@ -184,6 +207,27 @@ class Runner:
         check(run, "claim ok, holder self", c["result"].get("ok") and c["result"].get("holder") == "self",
               str(c["result"].get("error") or c["result"].get("holder")))
         check(run, "the client reached B after A died", reached, "")
+        return c
+
+    def s6(self, run):
+        """Private-ip failover inside one subnet: the VIP is a secondary private IP of the subnet
+        both members are in (mode=private-ip), held by A's ENI. A dies as in scenario 2; B's claim
+        moves the address to its ENI (AssignPrivateIpAddresses, AllowReassignment) and the VPC
+        delivers it there, as EC2 (the model) says who holds it."""
+        c = self.unplanned(run)
+        addr = c["result"].get("address") or {}
+        b_eni = self.b.ident["eni"]
+        check(run, "B's claim assigned the address to B's ENI", addr.get("action") == "assigned"
+              and addr.get("target") == b_eni and addr.get("self") is True, f"address {addr}")
+        # What the data plane last read through the EC2 model: B's ENI alone holds it.
+        last = self.rec.routes[-1] if self.rec.routes else {}
+        check(run, "EC2 shows the address on B's ENI only", last.get("target") == b_eni and last.get("state") == "active",
+              f"last read: target {last.get('target')}, state {last.get('state')}")
+        switch = self.rec.wait_route("B", c["t_sent"], 0)
+        late = [s for s in self.rec.samples if switch and s["ok"] and s["m"] == "A" and s["t0"] >= switch["t_seen"]]
+        run["metrics"]["replies_from_a_after_switch"] = len(late)
+        check(run, "no reply from A once the address moved", switch is not None and not late,
+              f"{len(late)} replies from A" if switch else "the data plane never switched to B")
 
     def s3(self, run):
         """Planned failover with releaseOnStop: A releases, then B claims."""

@@ -1,13 +1,15 @@
 # The failover lab: do clients reach the VIP again after a failover, and how soon? Real packets
 # between network namespaces (a client, members A and B in two subnets, a VPC router that follows
-# moto's route tables), the library loaded by zfhost in each member. See lab/README.md.
+# moto's route tables), the library loaded by zfhost in each member; scenario 6 moves a secondary
+# private IP between two members of one subnet (mode=private-ip, EC2 through the EC2 model of
+# tests/support/faultproxy.py). See lab/README.md.
 # Included from the Makefile (uses its PY, deps and build). Needs root: it makes namespaces
 # irisvip-lab-<pid>-* and removes them on every exit path; exits 3 where it cannot make them.
 #
-#   make lab        scenarios 1-5, 5 runs each (~45 s) -> $(LAB_OUT)/lab.json and lab.png,
+#   make lab        scenarios 1-6, 5 runs each (~60 s) -> $(LAB_OUT)/lab.json and lab.png,
 #                   timelines and the results table on stdout
-#   make lab-test   tests/lab: a short lab (scenarios 1, 2, 4, twice) judged from its JSON, plus
-#                   an interrupted run that must leave nothing behind (25-40 s; skips without root)
+#   make lab-test   tests/lab: a short lab (scenarios 1, 2, 4, 6, twice) judged from its JSON, plus
+#                   an interrupted run that must leave nothing behind (30-40 s; skips without root)
 #
 # LAB_ARGS adds options (see `lab/lab.py --help`), e.g. LAB_ARGS="--repeat 10 --sync-ms 20".
 

@@ -31,6 +31,37 @@ pub enum WriteMode {
     Changed,
 }
 
+/// What kind of address a call moves (the contract's `mode`). Each has its own module under
+/// `kinds/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The VIP's /32 (or /128) route in the VPC's route tables, pointed at our ENI.
+    Route,
+    /// A secondary private IPv4 address of the subnet, moved between ENIs.
+    PrivateIp,
+    /// An Elastic IP, associated with our ENI.
+    Eip,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Route => "route",
+            Mode::PrivateIp => "private-ip",
+            Mode::Eip => "eip",
+        }
+    }
+}
+
+/// Which Elastic IP `mode=eip` moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EipRef {
+    /// `allocation_id=eipalloc-…`
+    Allocation(String),
+    /// `public_ip=a.b.c.d`
+    PublicIp(std::net::Ipv4Addr),
+}
+
 /// Which route tables a call acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -68,6 +99,13 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Assume this IAM role (STS) for every EC2 call: route tables of another account.
     pub role: Option<Role>,
+    /// What moves.
+    pub mode: Mode,
+    /// `mode=eip`: the Elastic IP (required there).
+    pub eip: Option<EipRef>,
+    /// `mode=eip`: which private address of our ENI the Elastic IP maps to; `None` = the
+    /// ENI's primary.
+    pub private_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The contract's `role_arn` (+ `external_id`): the role every EC2 call of the call runs as.
@@ -93,11 +131,14 @@ impl Default for Config {
             write: WriteMode::Always,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             role: None,
+            mode: Mode::Route,
+            eip: None,
+            private_ip: None,
         }
     }
 }
 
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 19] = [
     "vip",
     "interface",
     "route_tables",
@@ -113,7 +154,20 @@ const KEYS: [&str; 15] = [
     "max_in_flight",
     "role_arn",
     "external_id",
+    "mode",
+    "allocation_id",
+    "public_ip",
+    "private_ip",
 ];
+
+/// Keys that only mean something in `mode=route`, and those only in `mode=eip`.
+const ROUTE_ONLY: [&str; 4] = [
+    "route_tables",
+    "route_table_tag",
+    "settle_ms",
+    "max_in_flight",
+];
+const EIP_ONLY: [&str; 3] = ["allocation_id", "public_ip", "private_ip"];
 
 /// Parses the raw config bytes (what IRIS passed, up to the first NUL).
 pub fn parse(raw: &[u8]) -> Result<Config> {
@@ -191,6 +245,12 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
                 })
             }
             "external_id" => external_id = Some(parse_external_id(value)?),
+            "mode" => cfg.mode = parse_mode(value)?,
+            "allocation_id" => {
+                cfg.eip = Some(EipRef::Allocation(parse_id(known, "eipalloc-", value)?))
+            }
+            "public_ip" => cfg.eip = Some(EipRef::PublicIp(parse_ipv4(known, value)?)),
+            "private_ip" => cfg.private_ip = Some(parse_ipv4(known, value)?),
             "permissions" => {
                 cfg.probe_permissions = match value {
                     "probe" => true,
@@ -211,6 +271,7 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
         }
     }
 
+    check_mode_keys(&cfg, &seen)?;
     cfg.selection = match (tables, tag) {
         (Some(_), Some(_)) => {
             return Err(Error::config(
@@ -232,6 +293,85 @@ pub fn parse(raw: &[u8]) -> Result<Config> {
         (None, None) => {}
     }
     Ok(cfg)
+}
+
+fn parse_mode(value: &str) -> Result<Mode> {
+    match value {
+        "route" => Ok(Mode::Route),
+        "private-ip" => Ok(Mode::PrivateIp),
+        "eip" => Ok(Mode::Eip),
+        _ => Err(Error::config(format!(
+            "mode {} must be route (an overlay route in the route tables), private-ip (a secondary private \
+             address of the subnet) or eip (an Elastic IP)",
+            quote(value)
+        ))),
+    }
+}
+
+/// A plain IPv4 address (`public_ip`, `private_ip`): no prefix.
+fn parse_ipv4(key: &str, value: &str) -> Result<std::net::Ipv4Addr> {
+    value.parse().map_err(|_| {
+        Error::config(format!(
+            "{key} {} is not an IPv4 address; give it as a.b.c.d",
+            quote(value)
+        ))
+    })
+}
+
+/// Each mode's keys, and what it needs: a key of another mode is refused rather than ignored
+/// (it would mean the administrator expects something this call won't do).
+fn check_mode_keys(cfg: &Config, seen: &[&str]) -> Result<()> {
+    let mode = cfg.mode.as_str();
+    let foreign: Vec<&str> = match cfg.mode {
+        Mode::Route => EIP_ONLY.to_vec(),
+        Mode::PrivateIp => [&ROUTE_ONLY[..], &EIP_ONLY[..]].concat(),
+        Mode::Eip => [&ROUTE_ONLY[..], &["vip"][..]].concat(),
+    };
+    if let Some(k) = seen.iter().find(|k| foreign.contains(k)) {
+        let fix = match *k {
+            "vip" => {
+                "in mode=eip the address is named by allocation_id= or public_ip=; leave vip out, \
+                 or set mode=route or mode=private-ip to move vip"
+                    .to_owned()
+            }
+            k if EIP_ONLY.contains(&k) => {
+                format!("{k} belongs to mode=eip; leave it out or set mode=eip")
+            }
+            k => format!("{k} belongs to mode=route; leave it out or set mode=route"),
+        };
+        return Err(Error::config(format!(
+            "config key `{k}` does not apply to mode={mode}: {fix}"
+        )));
+    }
+    match cfg.mode {
+        Mode::Eip if seen.contains(&"allocation_id") && seen.contains(&"public_ip") => {
+            Err(Error::config(
+                "give either allocation_id or public_ip, not both: they name the same Elastic IP",
+            ))
+        }
+        Mode::Eip if cfg.eip.is_none() => Err(Error::config(
+            "mode=eip needs the Elastic IP: give allocation_id=eipalloc-… (or public_ip=a.b.c.d)",
+        )),
+        Mode::PrivateIp => match cfg.vip {
+            Some(v @ IpNet::V6(_)) => Err(Error::config(format!(
+                "vip {v} is IPv6; mode=private-ip moves a private IPv4 address of the subnet (IPv6 works in \
+                 mode=route)"
+            ))),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The mode a config asks for, read leniently (the first well-formed `mode=` item), for the
+/// shape of a result whose config was refused: a refused `mode=eip` config still gets the
+/// address kinds' shape, without `route_tables`.
+pub fn mode_hint(raw: &[u8]) -> Option<Mode> {
+    let text = std::str::from_utf8(raw).ok()?;
+    text.split([';', '\n']).find_map(|item| {
+        let (key, value) = item.split_once('=')?;
+        (key.trim() == "mode").then(|| parse_mode(value.trim()).ok())?
+    })
 }
 
 /// Longest role ARN IAM accepts.
@@ -552,6 +692,70 @@ mod tests {
             Selection::Ids(vec!["rtb-missing".into(), "rtb-0A1".into()])
         );
         assert_eq!(c.eni.as_deref(), Some("eni-gone"));
+    }
+
+    #[test]
+    fn modes_and_their_keys() {
+        assert_eq!(ok("").mode, Mode::Route);
+        let c = ok("mode=private-ip;vip=10.0.1.50");
+        assert_eq!(c.mode, Mode::PrivateIp);
+        let c = ok("mode=eip;allocation_id=eipalloc-0abc;private_ip=10.0.1.10");
+        assert_eq!(c.eip, Some(EipRef::Allocation("eipalloc-0abc".into())));
+        assert_eq!(c.private_ip, Some(std::net::Ipv4Addr::new(10, 0, 1, 10)));
+        let c = ok("mode=eip;public_ip=203.0.113.7");
+        assert_eq!(
+            c.eip,
+            Some(EipRef::PublicIp(std::net::Ipv4Addr::new(203, 0, 113, 7)))
+        );
+        // Keys of another mode are refused, naming the mode they belong to.
+        for (input, says) in [
+            (
+                "route_tables=rtb-1;mode=eip;allocation_id=eipalloc-1",
+                "belongs to mode=route",
+            ),
+            (
+                "mode=private-ip;route_table_tag=a=b",
+                "belongs to mode=route",
+            ),
+            ("mode=private-ip;settle_ms=100", "belongs to mode=route"),
+            ("allocation_id=eipalloc-1", "belongs to mode=eip"),
+            ("mode=route;private_ip=10.0.0.1", "belongs to mode=eip"),
+            ("mode=private-ip;public_ip=1.2.3.4", "belongs to mode=eip"),
+            (
+                "mode=eip;vip=1.2.3.4;allocation_id=eipalloc-1",
+                "allocation_id= or public_ip=",
+            ),
+            ("mode=eip", "needs the Elastic IP"),
+            (
+                "mode=eip;allocation_id=eipalloc-1;public_ip=1.2.3.4",
+                "not both",
+            ),
+            ("mode=private-ip;vip=fd00::1", "IPv6"),
+            ("mode=Route", "must be route"),
+            ("mode=eip;allocation_id=eni-1", "eipalloc-"),
+            ("mode=eip;public_ip=1.2.3.4/32", "not an IPv4 address"),
+            (
+                "mode=eip;allocation_id=eipalloc-1;route_tables=rtb-1",
+                "set mode=route",
+            ),
+            ("private_ip=10.0.0.1", "set mode=eip"),
+        ] {
+            let e = err(input.as_bytes());
+            assert_eq!(e.kind, ErrorKind::Config, "{input}: {e}");
+            assert!(e.message.contains(says), "{input}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_refused_config_still_says_its_mode() {
+        assert_eq!(mode_hint(b"mode=eip;route_tables=rtb-1"), Some(Mode::Eip));
+        assert_eq!(
+            mode_hint(b" mode = private-ip ;bogus"),
+            Some(Mode::PrivateIp)
+        );
+        assert_eq!(mode_hint(b"vip=1.2.3.4"), None);
+        assert_eq!(mode_hint(b"mode=nonsense"), None);
+        assert_eq!(mode_hint(b"\xff"), None);
     }
 
     #[test]

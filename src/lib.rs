@@ -1,10 +1,14 @@
 //! irisvip: an InterSystems IRIS callout library (`$ZF(-4)`/`$ZF(-5)`) that moves a mirror's
-//! overlay VIP between availability zones by pointing the VIP's /32 route in the VPC route
-//! tables at this member's network interface.
+//! VIP on AWS: by pointing the VIP's /32 route in the VPC route tables at this member's network
+//! interface (members in different availability zones), or by moving a secondary private IP or
+//! an Elastic IP to it.
 //!
 //! Layers, each readable alone:
 //! - `ffi`: the C boundary (function table, entries, callback table, panic guard, SIGPIPE);
-//! - `ops`: claim / release / status (`check`: the preflight), built from
+//! - `ops`: the entries' frame (config, deadline, interrupts, identity); `check`: the
+//!   preflight's common part;
+//! - `kinds`: one module per kind of address (route, private IP, Elastic IP), each
+//!   discover → plan → apply → read back → report, built from
 //!   - `config` (the config string), `net` (IP prefixes), `plan` (pure decisions),
 //!     `report` (the result JSON), `local` (addresses and devices on this host);
 //! - `aws`: IMDS, EC2 (with the library's own retries) and the per-process session;
@@ -19,6 +23,7 @@ mod dns;
 pub mod error;
 mod ffi;
 mod interrupt;
+pub mod kinds;
 pub mod local;
 pub mod net;
 pub mod ops;

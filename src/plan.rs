@@ -114,6 +114,45 @@ pub fn holder<'a>(routes: impl IntoIterator<Item = &'a RouteView>, eni: &str) ->
     }
 }
 
+/// What a call does to a moved address (`mode=private-ip`, `mode=eip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressStep {
+    /// Move it to our ENI (assign / associate).
+    Take,
+    /// Let go of it (unassign / disassociate): it is ours and is being released.
+    Release,
+    /// Nothing to do.
+    Keep,
+}
+
+/// A claim moves the address unless a read shows it ours and `mode` is `Changed`: as for
+/// routes, a read right after another member's claim can still show it ours.
+pub fn address_claim_step(ours: bool, mode: WriteMode) -> AddressStep {
+    if ours && mode == WriteMode::Changed {
+        AddressStep::Keep
+    } else {
+        AddressStep::Take
+    }
+}
+
+/// A release lets go only of an address that is ours.
+pub fn address_release_step(ours: bool) -> AddressStep {
+    if ours {
+        AddressStep::Release
+    } else {
+        AddressStep::Keep
+    }
+}
+
+/// Who holds a moved address: its ENI (`None`: nobody).
+pub fn address_holder(target: Option<&str>, eni: &str) -> Holder {
+    match target {
+        None => Holder::None,
+        Some(t) if t == eni => Holder::Myself,
+        Some(_) => Holder::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +222,19 @@ mod tests {
         assert!(step_took_effect(Step::Delete, &RouteView::absent(), ME));
         assert!(step_took_effect(Step::Delete, &to("eni-bbbb"), ME));
         assert!(!step_took_effect(Step::Delete, &to(ME), ME));
+    }
+
+    #[test]
+    fn address_steps_and_holders() {
+        use WriteMode::{Always, Changed};
+        assert_eq!(address_claim_step(true, Always), AddressStep::Take);
+        assert_eq!(address_claim_step(true, Changed), AddressStep::Keep);
+        assert_eq!(address_claim_step(false, Changed), AddressStep::Take);
+        assert_eq!(address_release_step(true), AddressStep::Release);
+        assert_eq!(address_release_step(false), AddressStep::Keep);
+        assert_eq!(address_holder(None, ME), Holder::None);
+        assert_eq!(address_holder(Some(ME), ME), Holder::Myself);
+        assert_eq!(address_holder(Some("eni-bbbb"), ME), Holder::Other);
     }
 
     #[test]

@@ -60,6 +60,50 @@ pub enum Action {
     Unchanged,
     Planned,
     Failed,
+    /// `mode=private-ip`: AssignPrivateIpAddresses moved the address to our ENI.
+    Assigned,
+    /// `mode=private-ip`: UnassignPrivateIpAddresses took it off our ENI.
+    Unassigned,
+    /// `mode=eip`: AssociateAddress pointed the Elastic IP at our ENI.
+    Associated,
+    /// `mode=eip`: DisassociateAddress ended our association.
+    Disassociated,
+}
+
+/// Which kind of address an `address` result describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AddressKind {
+    #[serde(rename = "private-ip")]
+    PrivateIp,
+    #[serde(rename = "eip")]
+    Eip,
+}
+
+/// The moved address in `mode=private-ip` and `mode=eip` (instead of `route_tables`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressReport {
+    pub kind: AddressKind,
+    /// The address: the private IPv4, or the Elastic IP's public IPv4.
+    pub ip: String,
+    /// The ENI that holds it (is associated with it), or null.
+    pub target: Option<String>,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
+    /// `eip`: the allocation id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation_id: Option<String>,
+    /// `eip`: the current association's id (null when unassociated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub association_id: Option<String>,
+    /// `eip`: the private address of `target` it maps to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
 }
 
 /// One selected route table in a result.
@@ -130,6 +174,47 @@ pub struct CheckItem {
     pub kind: Option<ErrorKind>,
 }
 
+impl CheckItem {
+    fn new(name: &str, status: CheckStatus, detail: impl Into<String>) -> Self {
+        CheckItem {
+            name: name.to_owned(),
+            status,
+            detail: detail.into(),
+            fix: None,
+            kind: None,
+        }
+    }
+
+    pub fn pass(name: &str, detail: impl Into<String>) -> Self {
+        Self::new(name, CheckStatus::Pass, detail)
+    }
+
+    pub fn skip(name: &str, detail: impl Into<String>) -> Self {
+        Self::new(name, CheckStatus::Skip, detail)
+    }
+
+    pub fn warn(name: &str, detail: impl Into<String>, fix: Option<String>) -> Self {
+        CheckItem {
+            fix,
+            ..Self::new(name, CheckStatus::Warn, detail)
+        }
+    }
+
+    /// A failure, with the error kind the operation would fail with.
+    pub fn fail(
+        name: &str,
+        detail: impl Into<String>,
+        kind: ErrorKind,
+        fix: Option<String>,
+    ) -> Self {
+        CheckItem {
+            fix,
+            kind: Some(kind),
+            ..Self::new(name, CheckStatus::Fail, detail)
+        }
+    }
+}
+
 /// One result object, as the contract lays it out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -143,7 +228,11 @@ pub struct Report {
     pub vpc_id: Option<String>,
     pub region: Option<String>,
     pub holder: Option<Holder>,
-    pub route_tables: Vec<TableReport>,
+    /// `mode=route` only (absent in the other modes, which report `address`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_tables: Option<Vec<TableReport>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<AddressReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalReport>,
     /// Only in status results (null there when it could not be read).
@@ -179,7 +268,8 @@ impl Report {
             vpc_id: None,
             region: None,
             holder: None,
-            route_tables: Vec::new(),
+            route_tables: Some(Vec::new()),
+            address: None,
             local: None,
             source_dest_check: None,
             checks: Vec::new(),
@@ -209,10 +299,13 @@ impl Report {
             scrub(&mut e.message);
         }
         self.warnings.iter_mut().for_each(scrub);
-        for t in &mut self.route_tables {
+        for t in self.route_tables.iter_mut().flatten() {
             if let Some(e) = &mut t.error {
                 scrub(&mut e.message);
             }
+        }
+        if let Some(e) = self.address.as_mut().and_then(|a| a.error.as_mut()) {
+            scrub(&mut e.message);
         }
         for c in &mut self.checks {
             scrub(&mut c.detail);
@@ -330,16 +423,18 @@ mod tests {
         r.vip = Some("192.168.240.10/32".into());
         r.holder = Some(Holder::Myself);
         for i in 0..tables {
-            r.route_tables.push(TableReport {
-                id: format!("rtb-{i:08x}"),
-                target: Some("eni-0123".into()),
-                other_target: None,
-                state: RouteState::Active,
-                is_self: true,
-                action: Some(Action::Replaced),
-                confirmed: Some(true),
-                error: None,
-            });
+            r.route_tables
+                .get_or_insert_with(Vec::new)
+                .push(TableReport {
+                    id: format!("rtb-{i:08x}"),
+                    target: Some("eni-0123".into()),
+                    other_target: None,
+                    state: RouteState::Active,
+                    is_self: true,
+                    action: Some(Action::Replaced),
+                    confirmed: Some(true),
+                    error: None,
+                });
         }
         if !ok {
             r.fail(&Error::new(

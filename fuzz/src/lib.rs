@@ -21,8 +21,8 @@ pub mod report;
 use arbitrary::{Arbitrary, Unstructured};
 use error::{Error, ErrorKind};
 use report::{
-    render_bounded, Action, CheckItem, CheckStatus, ErrorReport, Holder, LocalReport, Op, Report,
-    RouteState, TableReport,
+    render_bounded, Action, AddressKind, AddressReport, CheckItem, CheckStatus, ErrorReport,
+    Holder, LocalReport, Op, Report, RouteState, TableReport,
 };
 use std::time::Duration;
 
@@ -181,6 +181,10 @@ pub fn arbitrary_report(u: &mut Unstructured) -> arbitrary::Result<Report> {
                     Action::Unchanged,
                     Action::Planned,
                     Action::Failed,
+                    Action::Assigned,
+                    Action::Unassigned,
+                    Action::Associated,
+                    Action::Disassociated,
                 ])?)
             } else {
                 None
@@ -192,7 +196,27 @@ pub fn arbitrary_report(u: &mut Unstructured) -> arbitrary::Result<Report> {
                 None
             },
         };
-        r.route_tables.push(table);
+        r.route_tables.get_or_insert_with(Vec::new).push(table);
+    }
+    // The address kinds' result: `address` instead of `route_tables`.
+    if bool::arbitrary(u)? {
+        r.route_tables = None;
+        r.address = Some(AddressReport {
+            kind: *u.choose(&[AddressKind::PrivateIp, AddressKind::Eip])?,
+            ip: text(u)?,
+            target: opt_text(u)?,
+            is_self: bool::arbitrary(u)?,
+            action: None,
+            confirmed: Option::<bool>::arbitrary(u)?,
+            allocation_id: opt_text(u)?,
+            association_id: opt_text(u)?,
+            private_ip: opt_text(u)?,
+            error: if bool::arbitrary(u)? {
+                Some(error_report(u)?)
+            } else {
+                None
+            },
+        });
     }
     if bool::arbitrary(u)? {
         r.local = Some(LocalReport {

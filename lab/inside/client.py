@@ -14,6 +14,8 @@ Two kinds of traffic at once, in one selector loop (no threads, so timing stays 
 Prints one JSON line per outcome, with time.monotonic() times:
   {"k":"c"|"s","t0":sent,"t1":done,"ok":true,"m":"A"}   or  {...,"ok":false,"err":"EHOSTUNREACH"}
   {"k":"open","t":..,"sid":n}   a session (re-)opened
+SIGUSR1 pauses it (the lab runs one site's traffic at a time): every connection is dropped with a
+RST and no outcome; SIGUSR2 resumes it, with a new session.
 """
 
 import argparse
@@ -42,6 +44,7 @@ class Client:
         self.sid = 0
         self.sess = None  # the session's connection state (dict), None while waiting to retry
         self.sess_retry_at = 0.0
+        self.paused = False
 
     def emit(self, **kw):
         self.out.append(json.dumps(kw, separators=(",", ":")))
@@ -130,11 +133,24 @@ class Client:
             st["buf"] = b""
             self.done(st, True, member=member)
 
+    def idle_while_paused(self):
+        """Drop every connection without an outcome and wait for SIGUSR2."""
+        for key in list(self.sel.get_map().values()):
+            self.close(key.data)
+        self.sess = None
+        self.flush()
+        while self.paused:
+            time.sleep(0.01)
+        self.sess_retry_at = time.monotonic()
+
     # -- the loop -------------------------------------------------------------------------
     def run(self):
         a = self.a
         next_probe = time.monotonic()
         while True:
+            if self.paused:
+                self.idle_while_paused()
+                next_probe = time.monotonic()
             now = time.monotonic()
             if now >= next_probe:
                 st, err = self.open("c", a.conn_timeout_ms)
@@ -183,6 +199,8 @@ def main():
     a = p.parse_args()
     c = Client(a)
     signal.signal(signal.SIGTERM, lambda *_: (c.flush(), sys.exit(0)))
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(c, "paused", True))
+    signal.signal(signal.SIGUSR2, lambda *_: setattr(c, "paused", False))
     print(json.dumps({"k": "ready", "t": time.monotonic()}), flush=True)
     c.run()
 

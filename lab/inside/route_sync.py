@@ -8,6 +8,17 @@
 Route points at a member's ENI  -> ip route replace VIP/32 via <that member's private IP>
 absent, blackhole, unknown ENI  -> ip route replace unreachable VIP/32
 
+With --address (the private-ip scenario) it follows who holds a private IP instead:
+
+    route_sync.py --endpoint http://127.0.0.1:PROXY --address 10.21.1.200 --vpc vpc-.. \
+                  --vip 10.21.1.200 --member A=eni-..=10.21.1.4 --member B=eni-..=10.21.1.5
+
+One DescribeNetworkInterfaces per poll, filtered by addresses.private-ip-address and vpc-id, sent
+to the EC2 model (tests/support/faultproxy.py), not to moto: moto's filter sees primary
+addresses only, and moto alone would leave a reassigned address on its old ENI too.
+Exactly one ENI holds it  -> ip route replace VIP/32 via <that member's private IP>
+none, several, unknown    -> ip route replace unreachable VIP/32  (state "absent" / "several")
+
 A poll is one DescribeRouteTables over a kept-alive HTTP connection, SigV4-signed by botocore
 but without boto3's client machinery (which costs more CPU than moto's answer takes). After each
 answer the loop sleeps --interval-ms, so moto is never polled back to back and the library's
@@ -16,6 +27,8 @@ own calls are not starved. Prints JSON lines:
      the change happened in moto within (t_after, t_seen]; the kernel had it at t_applied
   {"ev":"stats",...}   poll count and durations, on SIGTERM
 All times are time.monotonic(), shared by every process of the machine.
+SIGUSR1 pauses the polling (the lab runs one site's traffic at a time), SIGUSR2 resumes it;
+the time paused counts in no period.
 """
 
 import argparse
@@ -36,10 +49,10 @@ NS = "{http://ec2.amazonaws.com/doc/2016-11-15}"
 
 
 class Poller:
-    def __init__(self, endpoint, table, region):
+    def __init__(self, endpoint, body, region):
         u = urlparse(endpoint)
         self.host, self.port, self.endpoint = u.hostname, u.port, endpoint
-        self.body = f"Action=DescribeRouteTables&Version=2016-11-15&RouteTableId.1={table}"
+        self.body = body
         self.signer = SigV4Auth(Credentials("lab", "lab"), "ec2", region)
         self.conn = None
 
@@ -73,6 +86,26 @@ def vip_route(root, dest):
     return None, "absent"
 
 
+def address_holders(root, address):
+    """The ENIs whose private IPv4 addresses include address (checked here, whatever the filter did)."""
+    out = []
+    for eni in root.iter(NS + "networkInterfaceSet"):
+        for item in eni.findall(NS + "item"):
+            ips = [x.findtext(NS + "privateIpAddress") for x in item.iter(NS + "privateIpAddressesSet")
+                   for x in x.findall(NS + "item")]
+            if address in ips:
+                out.append(item.findtext(NS + "networkInterfaceId"))
+    return out
+
+
+def address_target(root, address):
+    """(holder ENI, state) of the address: "assigned", "absent", or "several" (target: all of them)."""
+    holders = address_holders(root, address)
+    if len(holders) == 1:
+        return holders[0], "active"
+    return (",".join(holders) or None), ("several" if holders else "absent")
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3) if xs else None
@@ -81,7 +114,9 @@ def pct(xs, q):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--endpoint", required=True)
-    p.add_argument("--table", required=True)
+    p.add_argument("--table", help="follow the VIP route of this route table")
+    p.add_argument("--address", help="follow which ENI holds this private IP (through the EC2 model)")
+    p.add_argument("--vpc", help="with --address: the VPC whose ENIs are read")
     p.add_argument("--vip", required=True)
     p.add_argument("--member", action="append", default=[], help="NAME=ENI=PRIVATE_IP")
     p.add_argument("--interval-ms", type=float, default=5.0)
@@ -92,8 +127,25 @@ def main():
         name, eni, addr = spec.split("=")
         members[eni] = (name, addr)
     dest = a.vip + "/32"
-    poller = Poller(a.endpoint, a.table, a.region)
+    if bool(a.table) == bool(a.address) or (a.address and not a.vpc):
+        p.error("give --table, or --address with --vpc")
+    if a.table:
+        body = f"Action=DescribeRouteTables&Version=2016-11-15&RouteTableId.1={a.table}"
+        read = lambda root: vip_route(root, dest)  # noqa: E731
+    else:
+        body = ("Action=DescribeNetworkInterfaces&Version=2016-11-15"
+                f"&Filter.1.Name=addresses.private-ip-address&Filter.1.Value.1={a.address}"
+                f"&Filter.2.Name=vpc-id&Filter.2.Value.1={a.vpc}")
+        read = lambda root: address_target(root, a.address)  # noqa: E731
+    poller = Poller(a.endpoint, body, a.region)
     durations, periods, errors = [], [], 0
+    paused = {"on": False}
+
+    def pause(*_):
+        paused["on"] = True
+
+    def resume(*_):
+        paused["on"] = False
 
     def stats(*_):
         print(json.dumps({"ev": "stats", "polls": len(durations), "errors": errors, "interval_ms": a.interval_ms,
@@ -103,10 +155,19 @@ def main():
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stats)
+    signal.signal(signal.SIGUSR1, pause)
+    signal.signal(signal.SIGUSR2, resume)
     current = ("<none yet>",)
     prev_start = None
     print(json.dumps({"ev": "ready", "t": time.monotonic()}), flush=True)
     while True:
+        last_before_pause = None
+        if paused["on"]:
+            while paused["on"]:
+                time.sleep(0.01)
+            # A change the next poll sees happened after the last poll before the pause; the
+            # paused time itself is no period.
+            last_before_pause, prev_start = prev_start, None
         t_req = time.monotonic()
         try:
             root = poller.describe()
@@ -119,14 +180,15 @@ def main():
         durations.append((t_seen - t_req) * 1000)
         if prev_start is not None:
             periods.append((t_req - prev_start) * 1000)
-        target, state = vip_route(root, dest)
+        target, state = read(root)
         name, via = members.get(target, (None, None)) if state == "active" else (None, None)
         want = (name, target, state)
         if want != current:
             kernel = f"via {via}" if via else "unreachable"
             cmd = ["ip", "route", "replace", dest, "via", via] if via else ["ip", "route", "replace", "unreachable", dest]
             subprocess.run(cmd, check=True)
-            print(json.dumps({"ev": "route", "t_after": prev_start if prev_start is not None else t_req,
+            after = next(t for t in (prev_start, last_before_pause, t_req) if t is not None)
+            print(json.dumps({"ev": "route", "t_after": after,
                               "t_seen": t_seen, "t_applied": time.monotonic(), "member": name,
                               "target": target, "state": state, "kernel": kernel}), flush=True)
             current = want

@@ -1,6 +1,7 @@
 //! Everything that talks to AWS: instance metadata, EC2, and the per-process session that
 //! caches clients and discovered identity. SDK errors become crate errors here only.
 
+pub mod addresses;
 pub mod assume;
 pub mod ec2;
 pub mod imds;

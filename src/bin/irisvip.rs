@@ -1,11 +1,11 @@
 //! irisvip: the operator's command line. Same core code as the IRIS library (not through the
-//! C ABI): see, move and check the VIP route from a shell.
+//! C ABI): see, move and check the VIP (a route, a private IP or an Elastic IP) from a shell.
 //!
 //! Exit codes: 0 ok; 2 config or validation; 3 permission; 4 AWS, metadata, not found,
 //! throttled or timeout; 1 internal or anything else.
 
 use clap::{Args, Parser, Subcommand};
-use irisvip::report::{Action, CheckStatus, Holder, Report};
+use irisvip::report::{Action, AddressKind, CheckStatus, Holder, Report};
 use irisvip::{ErrorKind, Op};
 use std::process::ExitCode;
 
@@ -13,7 +13,8 @@ use std::process::ExitCode;
 #[command(
     name = "irisvip",
     version,
-    about = "Move an IRIS mirror's overlay VIP between AWS availability zones via VPC route tables"
+    about = "Move an IRIS mirror's VIP on AWS: an overlay route in the VPC route tables (across \
+             availability zones), a secondary private IP, or an Elastic IP"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,20 +23,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Where the VIP route points in each selected table; changes nothing.
+    /// Where the VIP is (each table's route, or who holds the address); changes nothing.
     Status(Opts),
-    /// Point the VIP route of every selected table at this member's ENI.
+    /// Move the VIP to this member's ENI (every selected table's route, or the address).
     Claim(Opts),
-    /// Delete the VIP route where it still points at this member's ENI.
+    /// Let go of the VIP where it is still this member's.
     Release(Opts),
-    /// Preflight: IMDSv2, identity, SourceDestCheck, VIP, tables, holder, IAM; changes nothing.
+    /// Preflight: IMDSv2, identity, VIP, tables or address, holder, IAM; changes nothing.
     Check(Opts),
 }
 
 /// The contract's config keys as flags (each may also come from --config, but not twice).
 #[derive(Args)]
 struct Opts {
-    /// Overlay address (a.b.c.d or a.b.c.d/32), outside every CIDR of the VPC.
+    /// What moves: route (an overlay route), private-ip (a secondary private IP of the subnet)
+    /// or eip (an Elastic IP) [default: route].
+    #[arg(long)]
+    mode: Option<String>,
+    /// The VIP: an overlay address (a.b.c.d[/32], or IPv6) outside the VPC for mode=route; a
+    /// private address of the subnet for mode=private-ip.
     #[arg(long)]
     vip: Option<String>,
     /// Address label that carries the VIP on this host [default: eth0:1].
@@ -68,6 +74,27 @@ struct Opts {
     /// Check: `probe` IAM with EC2 DryRun, or `skip` (emulators that ignore DryRun).
     #[arg(long)]
     permissions: Option<String>,
+    /// Claim: `always` writes every table (a failover), `changed` only those not reading as ours.
+    #[arg(long)]
+    write: Option<String>,
+    /// At most this many mutating requests in flight [default: 50].
+    #[arg(long)]
+    max_in_flight: Option<u64>,
+    /// mode=eip: the Elastic IP's allocation id (eipalloc-…).
+    #[arg(long)]
+    allocation_id: Option<String>,
+    /// mode=eip: the Elastic IP by its address (instead of --allocation-id).
+    #[arg(long)]
+    public_ip: Option<String>,
+    /// mode=eip: the private address of our ENI it maps to [default: the ENI's primary].
+    #[arg(long)]
+    private_ip: Option<String>,
+    /// Assume this IAM role (STS) for every EC2 call: route tables of another account.
+    #[arg(long)]
+    role_arn: Option<String>,
+    /// With --role-arn: the external id its trust policy expects.
+    #[arg(long)]
+    external_id: Option<String>,
     /// A config string (key=value;…) or the path of a file holding one.
     #[arg(long)]
     config: Option<String>,
@@ -85,7 +112,8 @@ impl Opts {
             Some(c) => c.clone(),
             None => String::new(),
         };
-        let flags: [(&str, Option<String>); 10] = [
+        let flags: [(&str, Option<String>); 18] = [
+            ("mode", self.mode.clone()),
             ("vip", self.vip.clone()),
             ("interface", self.interface.clone()),
             ("route_tables", self.route_tables.clone()),
@@ -96,6 +124,13 @@ impl Opts {
             ("timeout_ms", self.timeout_ms.map(|v| v.to_string())),
             ("settle_ms", self.settle_ms.map(|v| v.to_string())),
             ("permissions", self.permissions.clone()),
+            ("write", self.write.clone()),
+            ("max_in_flight", self.max_in_flight.map(|v| v.to_string())),
+            ("allocation_id", self.allocation_id.clone()),
+            ("public_ip", self.public_ip.clone()),
+            ("private_ip", self.private_ip.clone()),
+            ("role_arn", self.role_arn.clone()),
+            ("external_id", self.external_id.clone()),
         ];
         for (key, value) in flags {
             if let Some(v) = value {
@@ -136,6 +171,10 @@ fn action_text(a: Option<Action>) -> &'static str {
         Some(Action::Unchanged) => "unchanged",
         Some(Action::Planned) => "planned",
         Some(Action::Failed) => "FAILED",
+        Some(Action::Assigned) => "assigned",
+        Some(Action::Unassigned) => "unassigned",
+        Some(Action::Associated) => "associated",
+        Some(Action::Disassociated) => "disassociated",
     }
 }
 
@@ -182,12 +221,43 @@ fn print_human(r: &Report) {
         };
         println!("  source/dest check: {text}");
     }
-    if !r.route_tables.is_empty() {
+    if let Some(a) = &r.address {
+        let kind = match a.kind {
+            AddressKind::PrivateIp => "private IP",
+            AddressKind::Eip => "Elastic IP",
+        };
+        println!(
+            "\n  {kind} {}{}: held by {}{}, action {}{}",
+            a.ip,
+            a.allocation_id
+                .as_deref()
+                .map(|id| format!(" ({id})"))
+                .unwrap_or_default(),
+            a.target.as_deref().unwrap_or("nobody"),
+            match (&a.private_ip, a.is_self) {
+                (Some(p), true) => format!(" (this member, {p})"),
+                (Some(p), false) => format!(" ({p})"),
+                (None, true) => " (this member)".to_owned(),
+                (None, false) => String::new(),
+            },
+            action_text(a.action),
+            match a.confirmed {
+                Some(true) => ", confirmed",
+                Some(false) => ", NOT yet confirmed by a read",
+                None => "",
+            }
+        );
+        if let Some(e) = &a.error {
+            println!("      error [{}]: {}", e.kind, e.message);
+        }
+    }
+    let tables = r.route_tables.as_deref().unwrap_or_default();
+    if !tables.is_empty() {
         println!(
             "\n  {:<24} {:<24} {:<10} {:<5} ACTION",
             "ROUTE TABLE", "TARGET", "STATE", "SELF"
         );
-        for t in &r.route_tables {
+        for t in tables {
             let state = match t.state {
                 irisvip::report::RouteState::Active => "active",
                 irisvip::report::RouteState::Blackhole => "blackhole",

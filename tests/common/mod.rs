@@ -209,6 +209,27 @@ pub struct World {
     pub b: Member,
     pub route_tables: Vec<String>,
     pub tagged: Vec<String>,
+    /// Member a's secondary private IP, when created with `--secondary-ip`.
+    pub secondary_ip: Option<SecondaryIp>,
+    /// An Elastic IP, not associated, when created with `--eip`.
+    pub eip: Option<ElasticIp>,
+}
+
+/// A secondary private IPv4 address of member a (`world.py create --secondary-ip`).
+#[derive(Debug, Clone)]
+pub struct SecondaryIp {
+    pub ip: String,
+    /// The ENI that held it when the world was made (member a's).
+    pub eni: String,
+    pub subnet: String,
+    pub cidr: String,
+}
+
+/// An Elastic IP of the world (`world.py create --eip`).
+#[derive(Debug, Clone)]
+pub struct ElasticIp {
+    pub allocation_id: String,
+    pub public_ip: String,
 }
 
 fn member(v: &Value) -> Member {
@@ -271,7 +292,156 @@ impl World {
             b: member(&v["b"]),
             route_tables: strings(&v["route_tables"]),
             tagged: strings(&v["tagged"]),
+            secondary_ip: v["secondary_ip"].as_object().map(|_| {
+                let s = |k: &str| v["secondary_ip"][k].as_str().unwrap_or("").to_owned();
+                SecondaryIp {
+                    ip: s("ip"),
+                    eni: s("eni"),
+                    subnet: s("subnet"),
+                    cidr: s("cidr"),
+                }
+            }),
+            eip: v["eip"].as_object().map(|_| ElasticIp {
+                allocation_id: v["eip"]["allocation_id"].as_str().unwrap_or("").to_owned(),
+                public_ip: v["eip"]["public_ip"].as_str().unwrap_or("").to_owned(),
+            }),
         }
+    }
+
+    /// The ENIs of this VPC that hold private IPv4 `ip` (primary or secondary), sorted, as moto
+    /// holds them now: what `world.py holders --ip IP --vpc VPC` answers (every ENI of the VPC
+    /// read, not moto's primary-only filter), read with one Query request instead of a Python
+    /// start per read.
+    pub fn holders(&self, ip: &str) -> Vec<String> {
+        let xml = ec2_query(
+            &self.endpoint,
+            &[
+                ("Action", "DescribeNetworkInterfaces"),
+                ("Filter.1.Name", "vpc-id"),
+                ("Filter.1.Value.1", &self.vpc),
+            ],
+        );
+        let mut h: Vec<String> = xml_items(&xml, "networkInterfaceSet")
+            .into_iter()
+            .filter(|item| xml_all(item, "privateIpAddress").iter().any(|a| a == ip))
+            .filter_map(|item| xml_text(item, "networkInterfaceId"))
+            .collect();
+        h.sort();
+        h.dedup();
+        h
+    }
+
+    /// `world.py holders`, for comparing with `holders`.
+    pub fn holders_py(&self, ip: &str) -> Vec<String> {
+        let v = world_py(&[
+            "holders",
+            "--endpoint",
+            &self.endpoint,
+            "--ip",
+            ip,
+            "--vpc",
+            &self.vpc,
+        ]);
+        let mut h = strings(&v["holders"]);
+        h.sort();
+        h
+    }
+
+    /// `eni` holds `ip`, taken from any ENI that held it (as EC2 moves it), straight in moto.
+    pub fn assign_ip(&self, eni: &str, ip: &str) -> Value {
+        world_py(&[
+            "assign-ip",
+            "--endpoint",
+            &self.endpoint,
+            "--eni",
+            eni,
+            "--ip",
+            ip,
+        ])
+    }
+
+    pub fn unassign_ip(&self, eni: &str, ip: &str) -> Value {
+        world_py(&[
+            "unassign-ip",
+            "--endpoint",
+            &self.endpoint,
+            "--eni",
+            eni,
+            "--ip",
+            ip,
+        ])
+    }
+
+    /// The Elastic IP `allocation_id` as `endpoint` describes it: {allocation_id, public_ip,
+    /// association_id, eni, private_ip} (null when absent), what `world.py eip` answers, read
+    /// with one Query request. Through an EC2 model proxy, `private_ip` is the one the
+    /// association recorded; straight from moto, the ENI's primary.
+    pub fn eip_at(&self, endpoint: &str, allocation_id: &str) -> Value {
+        let xml = ec2_query(
+            endpoint,
+            &[
+                ("Action", "DescribeAddresses"),
+                ("AllocationId.1", allocation_id),
+            ],
+        );
+        let items = xml_items(&xml, "addressesSet");
+        assert_eq!(items.len(), 1, "DescribeAddresses {allocation_id}: {xml}");
+        let item = items[0];
+        let field = |tag: &str| match xml_text(item, tag) {
+            Some(t) => Value::from(t),
+            None => Value::Null,
+        };
+        serde_json::json!({
+            "allocation_id": field("allocationId"),
+            "public_ip": field("publicIp"),
+            "association_id": field("associationId"),
+            "eni": field("networkInterfaceId"),
+            "private_ip": field("privateIpAddress"),
+        })
+    }
+
+    /// `world.py eip`, for comparing with `eip_at`.
+    pub fn eip_py(&self, endpoint: &str, allocation_id: &str) -> Value {
+        world_py(&[
+            "eip",
+            "--endpoint",
+            endpoint,
+            "--allocation-id",
+            allocation_id,
+        ])
+    }
+
+    /// Associates (reassociates) the Elastic IP with `eni` through `endpoint`.
+    pub fn associate_eip(
+        &self,
+        endpoint: &str,
+        allocation_id: &str,
+        eni: &str,
+        private_ip: Option<&str>,
+    ) -> Value {
+        let mut args = vec![
+            "associate-eip",
+            "--endpoint",
+            endpoint,
+            "--allocation-id",
+            allocation_id,
+            "--eni",
+            eni,
+        ];
+        if let Some(ip) = private_ip {
+            args.extend(["--private-ip", ip]);
+        }
+        world_py(&args)
+    }
+
+    pub fn disassociate_eip(&self, endpoint: &str, allocation_id: &str) -> Value {
+        world_py(&[
+            "disassociate-eip",
+            "--endpoint",
+            endpoint,
+            "--allocation-id",
+            allocation_id,
+        ])
     }
 
     /// Target ENI (or None) of the VIP route per table, as moto holds it now.
@@ -310,6 +480,104 @@ impl World {
             table,
         ]);
     }
+}
+
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One EC2 Query request (`Version` added) to `endpoint` (moto, or a fault proxy in front of
+/// it) on loopback; answers the XML body (the status must be 200). moto checks no signature but
+/// takes the service and region from the Authorization header's credential scope; the proxy's
+/// model takes the account and region from it too.
+pub fn ec2_query(endpoint: &str, params: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    let port: u16 = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {endpoint}"));
+    let body = std::iter::once(("Version", "2016-11-15"))
+        .chain(params.iter().copied())
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to EC2");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let (head, xml) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "EC2 query {params:?}: {head}\n{xml}"
+    );
+    // The model re-serializes some answers with ElementTree, which may prefix the namespace.
+    xml.replace("<ns0:", "<").replace("</ns0:", "</")
+}
+
+/// The top-level `<item>` elements (their inner text) of the first `<set>` element of `xml`.
+pub fn xml_items<'a>(xml: &'a str, set: &str) -> Vec<&'a str> {
+    let open = format!("<{set}>");
+    let Some(start) = xml.find(&open).map(|i| i + open.len()) else {
+        return Vec::new(); // `<set/>`: empty
+    };
+    let mut items = Vec::new();
+    let (mut depth, mut item_start, mut i) = (0usize, 0usize, start);
+    while i < xml.len() {
+        let rest = &xml[i..];
+        if rest.starts_with("<item>") {
+            if depth == 0 {
+                item_start = i + "<item>".len();
+            }
+            depth += 1;
+            i += "<item>".len();
+        } else if rest.starts_with("</item>") {
+            depth -= 1;
+            if depth == 0 {
+                items.push(&xml[item_start..i]);
+            }
+            i += "</item>".len();
+        } else if depth == 0 && rest.starts_with("</") {
+            break; // the set's end
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    items
+}
+
+/// The text of every `<tag>text</tag>` in `xml` (an empty `<tag/>` has none).
+pub fn xml_all(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(after[..j].to_owned());
+        rest = &after[j + close.len()..];
+    }
+    out
+}
+
+/// The text of the first non-empty `<tag>` in `xml`.
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    xml_all(xml, tag).into_iter().find(|t| !t.trim().is_empty())
 }
 
 /// One IRIS member: its IMDS stand-in and the environment its processes run with.
@@ -441,6 +709,48 @@ pub fn actions(result: &Value) -> Vec<String> {
 
 pub fn kind(result: &Value) -> &str {
     result["error"]["kind"].as_str().unwrap_or("")
+}
+
+/// The contract's "scheduling slack" on top of `timeout_ms`.
+pub const DEADLINE_SLACK_MS: f64 = 1000.0;
+
+/// One call in a fresh zfhost process (`cmd`, e.g. `Node::host()`), killed (test failed) if it
+/// hangs: checks the ABI promises (`result_of`), that it returned within `timeout_ms` plus
+/// `DEADLINE_SLACK_MS`, and that an `ok` result has no error. Returns (zfhost line, result).
+pub fn call_within(mut cmd: Command, entry: &str, config: &str, timeout_ms: u64) -> (Value, Value) {
+    let out = output_within(
+        cmd.args(["call", entry, config]),
+        Duration::from_millis(timeout_ms + 20_000),
+    );
+    let line = lines(&out).remove(0);
+    let r = result_of(&line);
+    let ms = line["ms"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        ms <= timeout_ms as f64 + DEADLINE_SLACK_MS,
+        "{entry} took {ms:.0} ms with timeout_ms={timeout_ms}: {r}"
+    );
+    if r["ok"] == true {
+        assert!(r.get("error").is_none(), "ok with an error: {r}");
+    }
+    (line, r)
+}
+
+/// The preflight item `name` of a `vip_check` result.
+pub fn check_item<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {r}"))
+}
+
+/// Some warning of `r` contains every one of `parts`.
+pub fn warned(r: &Value, parts: &[&str]) -> bool {
+    r["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|w| parts.iter().all(|p| w.contains(p)))
 }
 
 // ---- Helpers for the reliability tests (faults, races, fuzz_abi) --------------------------
@@ -598,6 +908,29 @@ impl FaultProxy {
     /// Requests with EC2 Action `action` that reached the proxy (answered or not).
     pub fn attempts(&self, action: &str) -> usize {
         self.log().iter().filter(|e| e["action"] == action).count()
+    }
+
+    /// Requests with EC2 Action `action` and every parameter of `params` (equal), answered or not.
+    pub fn attempts_with(&self, action: &str, params: &[(&str, &str)]) -> usize {
+        self.log()
+            .iter()
+            .filter(|e| e["action"] == action && params.iter().all(|(k, v)| e["params"][*k] == *v))
+            .count()
+    }
+
+    /// The EC2 actions of the log, in arrival order, with the fault that took each (for messages).
+    pub fn compact_log(&self) -> String {
+        self.log()
+            .iter()
+            .map(|e| {
+                let action = e["action"].as_str().unwrap_or("?");
+                match e["fault"].as_str() {
+                    Some(f) => format!("{action}[{f}]"),
+                    None => action.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// As `attempts`, for one route table.

@@ -2,14 +2,17 @@
 
     .venv/bin/python -m unittest discover -s tests/lab -v      (as root; 25-40 s)
 
-One lab run (scenarios 1, 2 and 4, twice each) is checked here independently of the lab's
+One lab run (scenarios 1, 2, 4 and 6, twice each) is checked here independently of the lab's
 own verdicts, against the library calls it made (what EC2 held when) rather than against the
-route sync loop's report:
+route sync loop's report (scenario 6, the private-ip site, has its own samples, routes and marks
+under "private_ip" in the JSON, and is judged against those):
 - after every claim the client reaches the claimer, and at the end of each run only the claimer
   answers;
 - no reply ever comes from a member that could not hold the route when the request left,
   allowing for the data plane's lag (the sync interval, one poll, the `ip route` call);
-- A's late release in scenario 4 deletes nothing and not one request fails or reaches A after it.
+- A's late release in scenario 4 deletes nothing and not one request fails or reaches A after it;
+- in scenario 6 B's claim moves the address to B's ENI (the EC2 model took it off A's), EC2 never
+  shows it on two ENIs, and no reply comes from A once the VPC delivers to B.
 A second, interrupted run checks that SIGTERM leaves no namespace and no process behind, and the
 first one that a crashed run's namespace is swept. Skips (with the reason) without root/netns.
 """
@@ -68,16 +71,16 @@ def lab_processes(lab_pid):
     return found
 
 
-def holder_spans(marks):
-    """[(member or None, start, end)]: who may have held the route in EC2, from the calls alone.
-    A claim or release changes EC2 somewhere inside its call, so a holder's span starts when the
-    call that made it was sent and ends when the call that replaced it returned."""
-    spans, current, since = [], None, 0.0
+def holder_spans(marks, initial=None):
+    """[(member or None, start, end)]: who may have held the route (or the address) in EC2, from
+    the calls alone. A claim or release changes EC2 somewhere inside its call, so a holder's span
+    starts when the call that made it was sent and ends when the call that replaced it returned."""
+    spans, current, since = [], initial, 0.0
     for m in sorted((m for m in marks if m["what"] in ("vip_claim", "vip_release") and m.get("ok")),
                     key=lambda m: m["t"]):
         if m["what"] == "vip_claim":
             new = m["member"]
-        elif "deleted" in (m.get("actions") or []):
+        elif {"deleted", "unassigned"} & set(m.get("actions") or []):
             new = None
         else:
             continue  # a release that deleted nothing changes nothing
@@ -90,7 +93,7 @@ def holder_spans(marks):
 
 
 class LabRun(unittest.TestCase):
-    """Scenarios 1, 2, 4, twice each."""
+    """Scenarios 1, 2, 4, 6, twice each."""
 
     @classmethod
     def setUpClass(cls):
@@ -103,7 +106,7 @@ class LabRun(unittest.TestCase):
         cls.stale = f"{PREFIX}{dead_pid()}-vpc"
         subprocess.run(["ip", "netns", "add", cls.stale], check=True)
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, LAB, "--scenarios", "1,2,4", "--repeat", "2", "--quiet",
+        p = subprocess.Popen([sys.executable, LAB, "--scenarios", "1,2,4,6", "--repeat", "2", "--quiet",
                               "--json", cls.json_path, "--plot", os.path.join(cls.tmp, "lab.png")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -134,15 +137,23 @@ class LabRun(unittest.TestCase):
     def runs(self, scenario=None):
         return [r for r in self.doc["runs"] if scenario is None or r["scenario"] == scenario]
 
+    def site(self, run=None, private_ip=False):
+        """The recorded data of a run's site: the route site's at the top level, the private-ip
+        site's under "private_ip"."""
+        if (run or {}).get("site") == "private-ip" or private_ip:
+            return self.doc["private_ip"]
+        return self.doc
+
     def test_lab_passed_its_own_checks(self):
         verdicts = "\n".join(line for line in self.proc.stdout.splitlines() if "FAIL" in line)
         self.assertEqual(self.proc.returncode, 0, verdicts + "\n" + self.proc.stderr[-3000:])
-        self.assertEqual(len(self.runs()), 6)
+        self.assertEqual(len(self.runs()), 8)
         self.assertEqual(self.doc["sync_errors"], [])
+        self.assertEqual(self.doc["private_ip"]["sync_errors"], [])
 
     def test_client_reaches_the_new_primary_after_every_failover(self):
-        samples, marks = self.doc["samples"], self.doc["marks"]
         for run in self.runs():
+            samples, marks = self.site(run)["samples"], self.site(run)["marks"]
             with self.subTest(scenario=run["scenario"], rep=run["rep"]):
                 new = run["new"]
                 claim = [m for m in marks if m["what"] == "vip_claim" and m["member"] == new and not m.get("setup")
@@ -158,15 +169,46 @@ class LabRun(unittest.TestCase):
                 self.assertEqual({(s["ok"], s.get("m")) for s in tail}, {(True, new)})
 
     def test_no_reply_from_a_member_without_the_route(self):
-        spans = holder_spans(self.doc["marks"])
-        st = self.doc["sync"] or {}
-        # The router follows EC2 within one pause, one poll, the `ip route` call.
-        lag = (self.doc["params"]["sync_ms"] + (st.get("poll_ms_max") or 0)) / 1000.0 + SLACK_S
-        replies = [s for s in self.doc["samples"] if s["ok"]]
-        self.assertGreater(len(replies), 500)
-        stray = [s for s in replies
-                 if not any(m == s["m"] and lo <= s["t0"] + 0.002 and hi + lag >= s["t0"] for m, lo, hi in spans)]
-        self.assertEqual(stray, [], f"{len(stray)} replies from a member that did not hold the route")
+        for private_ip in (False, True):
+            site = self.site(private_ip=private_ip)
+            with self.subTest(site="private-ip" if private_ip else "route"):
+                # The private-ip world starts with A's ENI holding the address (world.py --secondary-ip).
+                spans = holder_spans(site["marks"], initial="A" if private_ip else None)
+                st = site["sync"] or {}
+                # The router follows EC2 within one pause, one poll, the `ip route` call.
+                lag = (self.doc["params"]["sync_ms"] + (st.get("poll_ms_max") or 0)) / 1000.0 + SLACK_S
+                replies = [s for s in site["samples"] if s["ok"]]
+                self.assertGreater(len(replies), 500 if not private_ip else 150)
+                stray = [s for s in replies if not any(m == s["m"] and lo <= s["t0"] + 0.002 and hi + lag >= s["t0"]
+                                                       for m, lo, hi in spans)]
+                self.assertEqual(stray, [], f"{len(stray)} replies from a member that did not hold the route")
+
+    def test_private_ip_moves_to_b_and_a_gets_nothing_after(self):
+        ip = self.doc["private_ip"]
+        b_eni, a_eni = ip["world"]["b"]["eni"], ip["world"]["a"]["eni"]
+        self.assertEqual(ip["world"]["a"]["subnet"], ip["world"]["b"]["subnet"], "the members are not in one subnet")
+        # The data plane read EC2 through the model, which never showed the address on two ENIs.
+        self.assertEqual([r for r in ip["routes"] if r["state"] == "several"], [])
+        self.assertGreaterEqual(((ip["ec2_model"]["state"] or {}).get("addresses") or {}).get("moved", 0), 2)
+        runs = self.runs(6)
+        self.assertEqual(len(runs), 2)
+        for run in runs:
+            with self.subTest(rep=run["rep"]):
+                claim = [m for m in ip["marks"] if m["what"] == "vip_claim" and m["member"] == "B"
+                         and not m.get("setup") and run["t_start"] <= m["t"] <= run["t_end"]]
+                self.assertEqual(len(claim), 1)
+                self.assertTrue(claim[0]["ok"])
+                self.assertEqual(claim[0]["address"]["action"], "assigned")
+                self.assertEqual(claim[0]["address"]["target"], b_eni)
+                # Where the VPC delivered the address during the run: A's ENI, then B's (and at
+                # most a moment on none, between the model's unassign and assign).
+                seen = [r["target"] for r in ip["routes"] if run["t_start"] <= r["t_applied"] <= run["t_end"]]
+                self.assertEqual(seen[-1], b_eni)
+                self.assertTrue(set(seen) <= {a_eni, b_eni, None}, seen)
+                switch = [r for r in ip["routes"] if r["target"] == b_eni and claim[0]["t"] <= r["t_applied"]][0]
+                late = [s for s in ip["samples"] if s["ok"] and s["m"] == "A" and s["t0"] >= switch["t_seen"]
+                        and s["t1"] <= run["t_end"]]
+                self.assertEqual(late, [], "A answered after the address moved")
 
     def test_late_release_never_interrupts_b(self):
         runs = self.runs(4)
