@@ -52,6 +52,10 @@ class Context:
             env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.world.imds[member]
         return env
 
+    def sts_endpoint(self):
+        """Where STS is (role_arn): moto serves it on the EC2 port."""
+        return self.world.moto.endpoint
+
 
 class Contender:
     key = ""
@@ -102,15 +106,23 @@ class Zfhost:
         return [release("examples", "zfhost"), *(["--lib", self.lib()] if self.lib else []), *args]
 
 
+# role_arn: a role in the world's own account (moto's default), assumed through STS on moto's port.
+ROLE = "arn:aws:iam::123456789012:role/irisvip-routes"
+
+
 class IrisvipWarm(Zfhost, Contender):
     key = "warm"
+    extra_config = ""  # appended to the claim's config
+
+    def env(self, member):
+        return self.ctx.env(member)
 
     def setup(self, ctx):
         self.ctx = ctx
         self.hosts = {}
         for m in ("A", "B"):
             p = subprocess.Popen(self.zfhost("-"), stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, env=ctx.env(m), text=True)
+                                 stdout=subprocess.PIPE, env=self.env(m), text=True)
             self.hosts[m] = (p, json.loads(p.stdout.readline()))
         # Warm both: each process's first claim is its cold one.
         for m in ("A", "B", "A", "B"):
@@ -120,7 +132,7 @@ class IrisvipWarm(Zfhost, Contender):
 
     def call(self, m):
         p = self.hosts[m][0]
-        p.stdin.write(f"call\tvip_claim\tvip={VIP}\n")
+        p.stdin.write(f"call\tvip_claim\tvip={VIP}{self.extra_config}\n")
         p.stdin.flush()
         line = json.loads(p.stdout.readline())
         return line, json.loads(line.get("output") or "{}")
@@ -144,10 +156,14 @@ class IrisvipWarm(Zfhost, Contender):
 
 class IrisvipCold(Zfhost, Contender):
     key = "cold"
+    extra_config = ""
+
+    def env(self, member):
+        return self.ctx.env(member)
 
     def run(self, to):
-        s = spawn_timed(self.zfhost("call", "vip_claim", f"vip={VIP}", "rss", "threads"),
-                        self.ctx.env(to), timeout=60)
+        s = spawn_timed(self.zfhost("call", "vip_claim", f"vip={VIP}{self.extra_config}", "rss", "threads"),
+                        self.env(to), timeout=60)
         lines = json_lines(s.stdout)
         load = next((x for x in lines if x.get("cmd") == "load"), {})
         call = next((x for x in lines if x.get("cmd") == "call"), {})
@@ -170,6 +186,26 @@ class IrisvipWarmDist(IrisvipWarm):
 class IrisvipColdDist(IrisvipCold):
     key = "cold-dist"
     lib = staticmethod(dist_lib)
+
+
+class IrisvipWarmRole(IrisvipWarm):
+    """Warm, with role_arn: STS AssumeRole once per process (cached until shortly before expiry)."""
+
+    key = "warm-role"
+    extra_config = f";role_arn={ROLE}"
+
+    def env(self, member):
+        return self.ctx.env(member, AWS_ENDPOINT_URL_STS=self.ctx.sts_endpoint())
+
+
+class IrisvipColdRole(IrisvipCold):
+    """Cold, with role_arn: every fresh process assumes the role before its first EC2 call."""
+
+    key = "cold-role"
+    extra_config = f";role_arn={ROLE}"
+
+    def env(self, member):
+        return self.ctx.env(member, AWS_ENDPOINT_URL_STS=self.ctx.sts_endpoint())
 
 
 class Seed(Contender):
@@ -217,4 +253,5 @@ class Agent(AwsCli):
         return Run(s.t0, s.t1, s.ms, s.rc == 0, s.stderr[-800:] if s.rc else None)
 
 
-ALL = [Floor, IrisvipWarm, IrisvipCold, IrisvipWarmDist, IrisvipColdDist, Seed, AwsCli, Agent]
+ALL = [Floor, IrisvipWarm, IrisvipCold, IrisvipWarmDist, IrisvipColdDist, IrisvipWarmRole, IrisvipColdRole,
+       Seed, AwsCli, Agent]

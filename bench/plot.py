@@ -8,9 +8,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from report import ORDER  # noqa: E402
 
 LABELS = {"floor": "floor", "warm": "irisvip warm", "cold": "irisvip cold", "warm-dist": "irisvip warm (dist)",
-          "cold-dist": "irisvip cold (dist)", "seed": "seed (Python+boto3)",
+          "cold-dist": "irisvip cold (dist)", "warm-role": "irisvip warm, role_arn",
+          "cold-role": "irisvip cold, role_arn", "seed": "seed (Python+boto3)",
           "awscli": "aws CLI", "agent": "aws-vpc-move-ip"}
 COLORS = {"floor": "#7f7f7f", "warm": "#1f77b4", "cold": "#2ca02c", "warm-dist": "#17becf", "cold-dist": "#bcbd22",
+          "warm-role": "#8c564b", "cold-role": "#e377c2",
           "seed": "#d62728", "awscli": "#ff7f0e",
           "agent": "#9467bd"}
 

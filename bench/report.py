@@ -2,13 +2,15 @@
 
 from analysis import ratio, summary
 
-ORDER = ["floor", "warm", "cold", "warm-dist", "cold-dist", "seed", "awscli", "agent"]
+ORDER = ["floor", "warm", "cold", "warm-dist", "cold-dist", "warm-role", "cold-role", "seed", "awscli", "agent"]
 TITLES = {
     "floor": "floor (ReplaceRoute per table, warm connection)",
     "warm": "irisvip warm (library loaded)",
     "cold": "irisvip cold (fresh process: load + first claim)",
     "warm-dist": "irisvip warm, `make dist` build (fat LTO)",
     "cold-dist": "irisvip cold, `make dist` build (fat LTO)",
+    "warm-role": "irisvip warm, `role_arn` (STS AssumeRole, cached per process)",
+    "cold-role": "irisvip cold, `role_arn` (AssumeRole before the first EC2 call)",
     "seed": "seed approach (fresh Python, boto3, delete+create)",
     "awscli": "aws CLI replace-route per table (shell)",
     "agent": "aws-vpc-move-ip start (resource-agents)",
@@ -266,17 +268,17 @@ def console(results):
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 
 
-def update_benchmarks_md(path, md):
-    """Replaces the generated part of BENCHMARKS.md (between the markers); the prose stays."""
+def update_benchmarks_md(path, md, begin=BEGIN, end=END):
+    """Replaces a generated part of BENCHMARKS.md (between the markers); the prose stays."""
     try:
         with open(path) as f:
             text = f.read()
     except FileNotFoundError:
         return False
-    if BEGIN not in text or END not in text:
+    if begin not in text or end not in text:
         return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     with open(path, "w") as f:
-        f.write(f"{head}{BEGIN}\n{md}\n{END}{tail}")
+        f.write(f"{head}{begin}\n{md}\n{end}{tail}")
     return True

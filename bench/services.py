@@ -17,12 +17,13 @@ from common import HERE, IMDS_ADDR, MAC, PY, REGION, SUPPORT, VIP_CIDR, free_por
 
 
 class Moto:
-    def __init__(self, procs, workdir):
+    def __init__(self, procs, workdir, lean=False):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.proc = procs.start([PY, os.path.join(HERE, "motolog.py"), "-H", "127.0.0.1", "-p", str(self.port)],
+        self.proc = procs.start([PY, os.path.join(HERE, "motolog.py"), "-H", "127.0.0.1", "-p", str(self.port),
+                                 *(["--lean"] if lean else [])],
                                 stdout=subprocess.DEVNULL,
-                                stderr=open(os.path.join(workdir, "moto.log"), "w"))
+                                stderr=open(os.path.join(workdir, "moto-lean.log" if lean else "moto.log"), "w"))
         wait_port("127.0.0.1", self.port, "moto")
         self.ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=REGION,
                                 aws_access_key_id="bench", aws_secret_access_key="bench")
@@ -82,12 +83,14 @@ class Floor:
     between runs (outside every timed window).
     """
 
-    def __init__(self, procs, world, workdir):
+    def __init__(self, procs, world, workdir, endpoint=None, tables=None, env=None):
+        """By default straight at moto over every table of the world; the model phase gives the
+        proxy's HTTPS endpoint, a share of the tables and an environment with SSL_CERT_FILE."""
         self.world = world
-        argv = [release("examples", "floor"), "--endpoint", world.moto.endpoint, "--region", REGION,
-                "--vip", VIP_CIDR, "--tables", ",".join(world.tables), "--warmup", world.eni["B"]]
+        argv = [release("examples", "floor"), "--endpoint", endpoint or world.moto.endpoint, "--region", REGION,
+                "--vip", VIP_CIDR, "--tables", ",".join(tables or world.tables), "--warmup", world.eni["B"]]
         self.p = procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=open(os.path.join(workdir, "floor.log"), "a"), text=True)
+                             stderr=open(os.path.join(workdir, "floor.log"), "a"), text=True, env=env)
         ready = json.loads(self.p.stdout.readline() or "{}")
         if not ready.get("ok"):
             raise RuntimeError(f"floor did not start: {ready}")
@@ -95,10 +98,19 @@ class Floor:
 
     def replace(self, holder):
         """Returns (t0, reply): t0 just before the command is written."""
+        t0 = self.send(holder)
+        return t0, self.receive()
+
+    def send(self, holder):
+        """Starts a switch to `holder` without waiting for it; returns the time just before."""
         t0 = time.monotonic()
         self.p.stdin.write(f"replace {self.world.eni[holder]}\n")
         self.p.stdin.flush()
-        return t0, json.loads(self.p.stdout.readline())
+        return t0
+
+    def receive(self):
+        """The answer to the last `send`: {"ok", "ms" (the floor's own timing), "error"}."""
+        return json.loads(self.p.stdout.readline() or '{"ok": false, "error": "floor exited"}')
 
     def stop(self):
         self.procs.stop(self.p)
@@ -140,3 +152,20 @@ class Poller:
         except OSError:
             pass
         self.procs.stop(self.p)
+
+
+def reset_to(world, floor, holder):
+    """Points every table at `holder` (untimed), with the floor's warm client; repairs missing routes."""
+    want = holder * len(world.tables)
+    _, reply = floor.replace(holder)
+    if not reply.get("ok"):
+        for t in world.tables:
+            try:
+                world.moto.ec2.replace_route(RouteTableId=t, DestinationCidrBlock="192.168.240.10/32",
+                                             NetworkInterfaceId=world.eni[holder])
+            except Exception:
+                world.moto.ec2.create_route(RouteTableId=t, DestinationCidrBlock="192.168.240.10/32",
+                                            NetworkInterfaceId=world.eni[holder])
+    seen = world.routes()
+    if seen != want:
+        raise RuntimeError(f"could not reset the routes to {holder}: {seen}")
