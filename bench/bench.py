@@ -3,7 +3,7 @@
 
     bench.py [--phases moto,model] [--runs 15] [--tables 1,4,16] [--contenders ...]
              [--latencies 0,50,150] [--model-tables 1,4,16,64] [--model-runs 7] [--model-slow-runs 2]
-             [--out DIR] [--smoke]
+             [--model-modes ...] [--model-modes-only] [--out DIR] [--smoke]
 
 Creates a network namespace (netns.py) and re-runs itself inside it. There, two phases:
 
@@ -18,8 +18,11 @@ Writes DIR/results.json, DIR/results.md and DIR/benchmarks.png.
 
 model (model.py): the same contenders over HTTPS through the EC2 model (service time per request
 in parallel, EC2's token buckets, eventual consistency), per service time and table count: claim,
-switch, when every table is visible, throttled requests, sequential rounds, ratios to the floor.
-Writes DIR/results-model.json, DIR/results-model.md and DIR/benchmarks-model.png.
+switch, when every table is visible, throttled requests, sequential rounds, ratios to the floor;
+then the address modes' cell (mode=private-ip and mode=eip, warm and cold, beside the route claim
+with 1 table, in a world of their own). Writes DIR/results-model.json, DIR/results-model.md and
+DIR/benchmarks-model.png. --model-modes-only runs that cell alone and merges it into the
+DIR/results-model.json already there (its other cells are kept as they were measured).
 
 With the default DIR (bench/) each phase also puts its markdown into BENCHMARKS.md, between its
 markers, and prints its table. Exits non-zero when a run of the moto phase, or a run of the floor
@@ -56,6 +59,11 @@ def parse_args(argv):
     p.add_argument("--model-runs", type=int, default=7, help="model phase: runs per cell of floor, warm, cold")
     p.add_argument("--model-slow-runs", type=int, default=2, help="model phase: runs per cell of seed, awscli, agent")
     p.add_argument("--model-contenders", default="floor,warm,cold,warm-role,cold-role,seed,awscli,agent")
+    p.add_argument("--model-modes", default="floor,warm,cold,warm-private-ip,cold-private-ip,warm-eip,cold-eip",
+                   help="model phase: the contenders of the address modes' cell (1 table, one subnet, a secondary "
+                        "private IP and an Elastic IP); empty: no such cell")
+    p.add_argument("--model-modes-only", action="store_true",
+                   help="model phase: only the address modes' cell (~6 min), merged into DIR/results-model.json")
     p.add_argument("--agent-max-tables", type=int, default=4,
                    help="model phase: aws-vpc-move-ip only up to this many tables (it sleeps 1 s per table, 3x)")
     p.add_argument("--window", default="0,500", help="model phase: consistency window [min,max] ms")
@@ -76,6 +84,8 @@ def parse_args(argv):
         args.runs, args.tables = 1, "1"
         args.model_runs = args.model_slow_runs = 1
         args.model_tables, args.latencies = "1", "50"
+        # The modes' cell without the route contenders the 1-table cell already runs.
+        args.model_modes = ",".join(k for k in args.model_modes.split(",") if k not in ("floor", "warm", "cold"))
     args.phase_list = [x for x in args.phases.split(",") if x]
     unknown = set(args.phase_list) - {"moto", "model"}
     if unknown:
@@ -299,6 +309,8 @@ def write_model_outputs(args, results):
     with open(os.path.join(args.out, "results-model.json"), "w") as f:
         json.dump(results, f, indent=1)  # the runs first: a report that fails loses no measurement
     results["summary"] = model_report.summarise(results)
+    if results.get("modes"):
+        results["modes"]["summary"] = model_report.summarise(results["modes"], model_report.MODES_ORDER)
     with open(os.path.join(args.out, "results-model.json"), "w") as f:
         json.dump(results, f, indent=1)
     md = model_report.markdown(results)
@@ -442,15 +454,22 @@ def model_phase(args):
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"bench: model phase logs kept in {workdir}")
+    started["loadavg_end"] = os.getloadavg()
     results["machine"] = started
-    results["machine"]["loadavg_end"] = os.getloadavg()
     results["args"] = _args(args)
     results["namespace"] = args.inside
-    write_model_outputs(args, results)
+    modes = results.get("modes")
+    if modes is not None:
+        # The cell's own record: with --model-modes-only it joins results measured at another time.
+        modes.update(machine=started, args=results["args"], model_config=results["model_config"])
     # The floor and irisvip must succeed; the others failing under the model is what they do.
-    checked = results["runs"] + (results.get("smoke_throttled") or {}).get("runs", [])
+    new_runs = results["runs"] + (modes or {}).get("runs", [])
+    checked = new_runs + (results.get("smoke_throttled") or {}).get("runs", [])
+    if args.model_modes_only:
+        results = merge_modes(args, results)
+    write_model_outputs(args, results)
     failed = [r for r in checked if not (r["ok"] and r["verified"]) and r["contender"] in model.FAST]
-    others = [r for r in results["runs"] if not (r["ok"] and r["verified"]) and r["contender"] not in model.FAST]
+    others = [r for r in new_runs if not (r["ok"] and r["verified"]) and r["contender"] not in model.FAST]
     if others:
         log(f"bench: model phase: {len(others)} run(s) of other tools failed (reported in the table)")
         if args.require_all:  # the smoke run: 1 table, nothing that should throttle anyone
@@ -458,11 +477,28 @@ def model_phase(args):
     if failed:
         log(f"bench: model phase: {len(failed)} run(s) of the floor or irisvip failed")
         return 1
-    missing = {k: v for k, v in results["unavailable"].items() if "@" not in k}
+    unavailable = list(results["unavailable"].items()) + list((modes or {}).get("unavailable", {}).items())
+    missing = {k: v for k, v in unavailable if "@" not in k}
     if args.require_all and missing:
         log(f"bench: model phase: contenders that could not run: {missing}")
         return 1
     return 0
+
+
+def merge_modes(args, results):
+    """--model-modes-only: the new address modes' cell into DIR/results-model.json as it is (every
+    other cell kept as measured, with its machine, library and sizes); the new results alone if
+    there is none."""
+    path = os.path.join(args.out, "results-model.json")
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        log(f"bench: no {path} to merge the modes' cell into: writing it alone")
+        return results
+    old["modes"] = results["modes"]
+    log(f"bench: the modes' cell merged into {path} (run {old.get('started')}: its other cells kept)")
+    return old
 
 
 def main():

@@ -113,6 +113,10 @@ ROLE = "arn:aws:iam::123456789012:role/irisvip-routes"
 class IrisvipWarm(Zfhost, Contender):
     key = "warm"
     extra_config = ""  # appended to the claim's config
+    resource = "route"  # what the claim moves (the world's reset and check follow it)
+
+    def config(self):
+        return f"vip={VIP}{self.extra_config}"
 
     def env(self, member):
         return self.ctx.env(member)
@@ -132,7 +136,7 @@ class IrisvipWarm(Zfhost, Contender):
 
     def call(self, m):
         p = self.hosts[m][0]
-        p.stdin.write(f"call\tvip_claim\tvip={VIP}{self.extra_config}\n")
+        p.stdin.write(f"call\tvip_claim\t{self.config()}\n")
         p.stdin.flush()
         line = json.loads(p.stdout.readline())
         return line, json.loads(line.get("output") or "{}")
@@ -146,7 +150,8 @@ class IrisvipWarm(Zfhost, Contender):
         t1 = time.monotonic()
         return Run(t0, t1, line["ms"], bool(out.get("ok")), out.get("error"),
                    threads_after=line.get("threads_after"), threads_before=line.get("threads_before"),
-                   elapsed_ms=out.get("elapsed_ms"), actions=[t.get("action") for t in out.get("route_tables", [])])
+                   elapsed_ms=out.get("elapsed_ms"), actions=[t.get("action") for t in out.get("route_tables", [])],
+                   **_address(out))
 
     def teardown(self):
         for p, _ in self.hosts.values():
@@ -157,12 +162,16 @@ class IrisvipWarm(Zfhost, Contender):
 class IrisvipCold(Zfhost, Contender):
     key = "cold"
     extra_config = ""
+    resource = "route"
+
+    def config(self):
+        return f"vip={VIP}{self.extra_config}"
 
     def env(self, member):
         return self.ctx.env(member)
 
     def run(self, to):
-        s = spawn_timed(self.zfhost("call", "vip_claim", f"vip={VIP}{self.extra_config}", "rss", "threads"),
+        s = spawn_timed(self.zfhost("call", "vip_claim", self.config(), "rss", "threads"),
                         self.env(to), timeout=60)
         lines = json_lines(s.stdout)
         load = next((x for x in lines if x.get("cmd") == "load"), {})
@@ -175,7 +184,7 @@ class IrisvipCold(Zfhost, Contender):
                    rss_before_kib=load.get("rss_before_kib"), rss_load_kib=load.get("rss_kib"),
                    rss_after_kib=rss.get("kib"), threads_load=load.get("threads"),
                    threads_after=call.get("threads_after"),
-                   elapsed_ms=out.get("elapsed_ms"))
+                   elapsed_ms=out.get("elapsed_ms"), **_address(out))
 
 
 class IrisvipWarmDist(IrisvipWarm):
@@ -206,6 +215,48 @@ class IrisvipColdRole(IrisvipCold):
 
     def env(self, member):
         return self.ctx.env(member, AWS_ENDPOINT_URL_STS=self.ctx.sts_endpoint())
+
+
+def _address(out):
+    """An address mode's result: what the claim did and whether a read-back confirmed it."""
+    a = out.get("address")
+    return {"address_action": a.get("action"), "confirmed": a.get("confirmed")} if isinstance(a, dict) else {}
+
+
+class PrivateIp:
+    """mode=private-ip: the world's secondary address (A's at the world's creation), moved between
+    the members' ENIs (one subnet) with AssignPrivateIpAddresses AllowReassignment."""
+
+    resource = "private-ip"
+
+    def config(self):
+        return f"mode=private-ip;vip={self.ctx.world.w['secondary_ip']['ip']}"
+
+
+class Eip:
+    """mode=eip: the world's Elastic IP, associated with the claiming member's ENI (its primary
+    address) with AssociateAddress AllowReassociation."""
+
+    resource = "eip"
+
+    def config(self):
+        return f"mode=eip;allocation_id={self.ctx.world.w['eip']['allocation_id']}"
+
+
+class IrisvipWarmPrivateIp(PrivateIp, IrisvipWarm):
+    key = "warm-private-ip"
+
+
+class IrisvipColdPrivateIp(PrivateIp, IrisvipCold):
+    key = "cold-private-ip"
+
+
+class IrisvipWarmEip(Eip, IrisvipWarm):
+    key = "warm-eip"
+
+
+class IrisvipColdEip(Eip, IrisvipCold):
+    key = "cold-eip"
 
 
 class Seed(Contender):

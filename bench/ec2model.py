@@ -14,7 +14,9 @@ plain port:
     GET /_bench/visible   one entry per route-table write the model recorded a version for:
                           {"table", "routes": {destination: target}, "answered", "visible_from"}
                           (CLOCK_MONOTONIC seconds): from visible_from on, every describe through
-                          the model shows that version (or a later one)
+                          the model shows that version (or a later one); per ENI or Elastic IP an
+                          address write changed: {"kind": "network_interface"|"address", "id",
+                          "state": [private IPv4s] | the associated ENI, "answered", "visible_from"}
     GET /_bench/bucket?action=ReplaceRoute
                           {"anchor": S, "level": L, "size", "refill"} of that action's bucket in
                           us-east-1, or {} before its first request: in "second" refill mode the
@@ -41,20 +43,38 @@ class BenchModel(fp.Model):
         super().__init__(cfg, upstream)
         self.visible_log = []
 
-    def mutate(self, cred, kind, rid, forward, *more, **kw):
+    def mutate_many(self, cred, targets, forward, *more, **kw):
+        # Every versioned write goes through here: a route table's (mutate), and an address
+        # move's (the new holder and the old one in one write, or an Elastic IP).
         # *more, **kw: whatever else the test suite's model passes (e.g. a consistency window).
-        result = super().mutate(cred, kind, rid, forward, *more, **kw)
+        result = super().mutate_many(cred, targets, forward, *more, **kw)
         answered = time.monotonic()
-        if 200 <= result[0] < 300 and kind.name == "route_table":
+        if 200 <= result[0] < 300:
             with self.lock:
-                res = self.resources.get((cred[1], kind.name, rid))
-                # The version this write recorded is the newest: writes to one table are
-                # serialized by the model, and the benchmark has one writer per table at a time.
-                if res is not None and res.versions:
+                for kind, rid in targets:
+                    res = self.resources.get((cred[1], kind.name, rid))
+                    # The version this write recorded is the newest: writes to one resource are
+                    # serialized by the model, and the benchmark has one writer per resource at a time.
+                    if res is None or not res.versions:
+                        continue
                     v = res.versions[-1]
-                    self.visible_log.append({"table": rid, "routes": routes_of(v.item), "answered": answered,
-                                             "visible_from": v.visible_from})
+                    if kind.name == "route_table":
+                        self.visible_log.append({"table": rid, "routes": routes_of(v.item), "answered": answered,
+                                                 "visible_from": v.visible_from})
+                    else:
+                        self.visible_log.append({"kind": kind.name, "id": rid, "state": state_of(kind.name, v.item),
+                                                 "answered": answered, "visible_from": v.visible_from})
         return result
+
+
+def state_of(kind, item):
+    """What a reader of an ENI (its private IPv4 addresses) or of an Elastic IP (the ENI it is
+    associated with, or None) sees in this version's <item>."""
+    ns = item.tag[: item.tag.index("}") + 1] if item.tag.startswith("{") else ""
+    if kind == "network_interface":
+        return sorted(a.findtext(ns + "privateIpAddress") for a in item.iterfind(f"{ns}privateIpAddressesSet/{ns}item")
+                      if a.findtext(ns + "privateIpAddress"))
+    return (item.findtext(ns + "networkInterfaceId") or "").strip() or None
 
 
 def routes_of(item):

@@ -28,6 +28,13 @@ run i every contender meets the same sequence of windows). After it:
   whose intervals overlap form one round, so the count is the number of sequential rounds on the
   critical path (what decides its time on EC2: each round pays one service time).
 
+The address modes (MODES, run_modes): the claim of a secondary private IP (mode=private-ip) and
+of an Elastic IP (mode=eip), warm and cold, beside the floor and the route claim with 1 table, in a
+world of their own (one subnet, a secondary address, an Elastic IP). Their switch is the model
+answering the AssignPrivateIpAddresses / AssociateAddress that names the claiming ENI, their
+visibility the model's record of the ENIs' / the Elastic IP's versions; each run's rounds are also
+kept as the proxy logged them (`round_actions`). `--model-modes-only` runs this cell alone.
+
 The floor under the model is examples/floor (ReplaceRoute on every table at once over warm
 connections) as one process per share of the bucket: the first `size` tables (50) at once, then
 `refill` (5) more sent so that they reach the bucket just as each second's tokens arrive (the
@@ -45,7 +52,8 @@ import contenders as C
 from analysis import busy
 from common import HERE, PY, SUPPORT, VIP_CIDR, log, now
 
-FAST = ("floor", "warm", "cold", "warm-role", "cold-role")  # `runs` each; the others `slow_runs`
+FAST = ("floor", "warm", "cold", "warm-role", "cold-role", "warm-private-ip", "cold-private-ip", "warm-eip",
+        "cold-eip")  # `runs` each; the others `slow_runs`
 
 
 class Proxy:
@@ -166,7 +174,19 @@ class ModelFloor(C.Contender):
 
 
 CONTENDERS = [ModelFloor, C.IrisvipWarm, C.IrisvipCold, C.IrisvipWarmRole, C.IrisvipColdRole, C.Seed, C.AwsCli,
-              C.Agent]
+              C.Agent, C.IrisvipWarmPrivateIp, C.IrisvipColdPrivateIp, C.IrisvipWarmEip, C.IrisvipColdEip]
+
+# The address modes' cell (issue 15, item 3): the claim of a secondary private IP (`mode=private-ip`)
+# and of an Elastic IP (`mode=eip`) by irisvip warm and cold, next to the route claim with 1 table
+# (and the floor) in one world of their own: both members in one subnet (what private-ip needs),
+# A's ENI holding the secondary address at the start, an Elastic IP allocated. Every run moves the
+# address from the other member to the claiming one (the reset puts it there straight at moto).
+MODES = {"tables": 1, "cidr_index": 58, "flags": ("--same-subnet", "--secondary-ip", "--eip"),
+         "contenders": ("floor", "warm", "cold", "warm-private-ip", "cold-private-ip", "warm-eip", "cold-eip"),
+         # the warm hosts' warm-up claims run under EC2's address semantics only (moto alone leaves a
+         # reassigned address on both ENIs, and its filter never finds a secondary address)
+         "warmup_model": {"throttle": False, "consistency": False}}
+MODE_KEYS = tuple(k for k in MODES["contenders"] if k not in ("floor", "warm", "cold"))
 
 
 # ---------------------------------------------------------------- per-run analysis
@@ -174,19 +194,42 @@ CONTENDERS = [ModelFloor, C.IrisvipWarm, C.IrisvipCold, C.IrisvipWarmRole, C.Iri
 
 def rounds(entries):
     """Sequential rounds: EC2 requests as [arrival, answer] intervals; overlapping ones form one."""
-    spans = sorted((e["t"], e["t"] + (e.get("ms") or 0.0) / 1000.0) for e in entries if e.get("action"))
-    count, end = 0, None
-    for a, b in spans:
+    return len(round_groups(entries))
+
+
+def round_groups(entries):
+    """The rounds themselves: per round, the actions of its requests (in arrival order)."""
+    spans = sorted((e["t"], e["t"] + (e.get("ms") or 0.0) / 1000.0, e["action"]) for e in entries if e.get("action"))
+    groups, end = [], None
+    for a, b, action in spans:
         if end is None or a > end:
-            count += 1
+            groups.append([action])
             end = b
         else:
+            groups[-1].append(action)
             end = max(end, b)
-    return count
+    return groups
 
 
-def analyse(run, entries, started, visible, eni, tables):
+def round_sequence(entries):
+    """The rounds as text, e.g. "DescribeNetworkInterfaces×2 | AssignPrivateIpAddresses | ..."."""
+    out = []
+    for g in round_groups(entries):
+        counts = {}
+        for a in g:
+            counts[a] = counts.get(a, 0) + 1
+        out.append("+".join(a + (f"×{k}" if k > 1 else "") for a, k in sorted(counts.items())))
+    return " | ".join(out)
+
+
+# The write that moves each kind of address to the claiming ENI (its `NetworkInterfaceId`).
+ADDRESS_WRITES = {"private-ip": "AssignPrivateIpAddresses", "eip": "AssociateAddress"}
+
+
+def analyse(run, entries, started, visible, eni, tables, resource="route", world=None):
     """The run's switch, visibility, rounds and requests from the proxy's log and the model."""
+    if resource != "route":
+        return analyse_address(run, entries, started, visible, eni, resource, world)
     t0 = run["t0"]
     done = {}
     for e in entries:
@@ -198,17 +241,59 @@ def analyse(run, entries, started, visible, eni, tables):
             done[t] = min(done.get(t, end), end)
     seen = {}
     for v in visible:
-        if v["answered"] >= t0 and v["routes"].get(VIP_CIDR) == eni:
+        if "routes" in v and v["answered"] >= t0 and v["routes"].get(VIP_CIDR) == eni:
             seen[v["table"]] = min(seen.get(v["table"], v["visible_from"]), v["visible_from"])
-    out = {"rounds": rounds(entries),
-           # without the answers EC2 throttled: the rounds that did work (the rest waited for tokens)
-           "rounds_served": rounds([e for e in entries if e.get("fault") != "model:throttle"]),
-           "ec2_requests": sum(1 for e in entries if e.get("action")),
-           "switch_commit_ms": None, "visible_ms": None}
+    out = _rounds_of(entries)
     if tables and all(t in done for t in tables):
         out["switch_commit_ms"] = (max(done[t] for t in tables) - t0) * 1000.0
     if tables and all(t in seen for t in tables):
         out["visible_ms"] = (max(seen[t] for t in tables) - t0) * 1000.0
+    return out
+
+
+# Writes that move something: the rounds up to the last one are the claim's read and write, the
+# rounds after it its read-back (as many as the consistency window takes).
+WRITES = ("ReplaceRoute", "CreateRoute", "DeleteRoute", "AssignPrivateIpAddresses", "AssociateAddress")
+
+
+def _rounds_of(entries):
+    groups = round_groups(entries)
+    last = max((i + 1 for i, g in enumerate(groups) if any(a in WRITES for a in g)), default=None)
+    return {"rounds": len(groups),
+            # up to the round of the last write, and after it (the read-backs)
+            "rounds_to_write": last, "rounds_after_write": len(groups) - last if last is not None else None,
+            # without the answers EC2 throttled: the rounds that did work (the rest waited for tokens)
+            "rounds_served": rounds([e for e in entries if e.get("fault") != "model:throttle"]),
+            "round_actions": round_sequence(entries),
+            "ec2_requests": sum(1 for e in entries if e.get("action")),
+            "switch_commit_ms": None, "visible_ms": None}
+
+
+def analyse_address(run, entries, started, visible, eni, resource, world):
+    """analyse() for a private IP or an Elastic IP: switch = the model answered the write that
+    moved it to `eni`; visible = from then on every describe through the model shows it there
+    (a private IP: on `eni` and on no other ENI of the move; an Elastic IP: associated with `eni`)."""
+    t0 = run["t0"]
+    out = _rounds_of(entries)
+    ends = [started + e["t"] + (e.get("ms") or 0.0) / 1000.0 for e in entries
+            if e.get("action") == ADDRESS_WRITES[resource] and e.get("status") == 200
+            and (e.get("params") or {}).get("NetworkInterfaceId") == eni]
+    if ends:
+        out["switch_commit_ms"] = (min(ends) - t0) * 1000.0
+    mine = [v for v in visible if v.get("kind") and v["answered"] >= t0]
+    if resource == "private-ip":
+        ip = world.w["secondary_ip"]["ip"]
+        here = [v["visible_from"] for v in mine
+                if v["kind"] == "network_interface" and v["id"] == eni and ip in v["state"]]
+        gone = [v["visible_from"] for v in mine
+                if v["kind"] == "network_interface" and v["id"] != eni and ip not in v["state"]]
+        if here and gone:
+            out["visible_ms"] = (max(min(here), min(gone)) - t0) * 1000.0
+    else:
+        alloc = world.w["eip"]["allocation_id"]
+        here = [v["visible_from"] for v in mine if v["kind"] == "address" and v["id"] == alloc and v["state"] == eni]
+        if here:
+            out["visible_ms"] = (min(here) - t0) * 1000.0
     return out
 
 
@@ -239,16 +324,32 @@ def run_phase(args, procs, workdir):
     moto = Moto(procs, workdir, lean=True)
     proxy = Proxy(procs, moto.endpoint, workdir)
     results["model_config"] = effective_config(proxy, args)
-    wanted = args.model_contenders.split(",")
-    for index, n in enumerate(args.model_tables):
-        run_world(args, procs, moto, proxy, workdir, results, n, 60 + index, wanted)
-    if args.smoke:
+    wanted = [k for k in args.model_contenders.split(",") if k not in MODE_KEYS]
+    if not args.model_modes_only:
+        for index, n in enumerate(args.model_tables):
+            run_world(args, procs, moto, proxy, workdir, results, n, 60 + index, wanted)
+    modes = [k for k in args.model_modes.split(",") if k]
+    if modes:
+        results["modes"] = run_modes(args, procs, moto, proxy, workdir, modes)
+    if args.smoke and not args.model_modes_only:
         # Not in the summary (its bucket is not EC2's): only checked to have worked.
         extra = {"runs": [], "worlds": [], "unavailable": {}}
         run_world(args, procs, moto, proxy, workdir, extra, SMOKE_THROTTLED["tables"], 59,
                   [k for k in wanted if k in SMOKE_THROTTLED["contenders"]], throttle=SMOKE_THROTTLED["throttle"])
         results["smoke_throttled"] = extra
     return results
+
+
+def run_modes(args, procs, moto, proxy, workdir, wanted):
+    """The address modes' cell (MODES): its own world, every service time, `--model-runs` each."""
+    unknown = sorted(set(wanted) - set(MODES["contenders"]))
+    if unknown:
+        raise SystemExit(f"--model-modes: unknown {unknown}; known: {','.join(MODES['contenders'])}")
+    out = {"runs": [], "worlds": [], "unavailable": {}, "latencies": args.latencies, "tables": [MODES["tables"]],
+           "window_ms": list(args.window), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    run_world(args, procs, moto, proxy, workdir, out, MODES["tables"], MODES["cidr_index"],
+              [k for k in MODES["contenders"] if k in wanted], flags=MODES["flags"], warmup_model=MODES["warmup_model"])
+    return out
 
 
 def effective_config(proxy, args, throttle=None):
@@ -258,18 +359,26 @@ def effective_config(proxy, args, throttle=None):
     return cfg
 
 
-def run_world(args, procs, moto, proxy, workdir, results, n, index, wanted, throttle=None):
+def run_world(args, procs, moto, proxy, workdir, results, n, index, wanted, throttle=None, flags=(),
+              warmup_model=None):
     """One table count: a world, its contenders set up once, then every service time."""
     from services import Floor, World
 
-    label = f"{n} route table(s)" + (f", throttle {json.dumps(throttle)}" if throttle else "")
+    label = (f"{n} route table(s)" + (f", throttle {json.dumps(throttle)}" if throttle else "")
+             + (f", world {' '.join(flags)}" if flags else ""))
     log(f"== EC2 model: {label}")
     mutating = effective_config(proxy, args, throttle)["throttle"]["categories"]["mutating"]
     bucket = (int(mutating["size"]), int(mutating["refill"]))
-    world = World(procs, moto, n, index, workdir)
+    world = World(procs, moto, n, index, workdir, flags=flags)
     reset_floor = Floor(procs, world, workdir)  # straight at moto: puts the routes back, untimed
     ctx = ModelContext(world, reset_floor, workdir, procs, proxy, bucket, args.floor_margin_ms)
-    live = set_up(args, ctx, n, wanted, results)
+    if warmup_model is not None:
+        proxy.model(warmup_model)
+    try:
+        live = set_up(args, ctx, n, wanted, results)
+    finally:
+        if warmup_model is not None:
+            proxy.off()
     for latency in args.latencies:
         ctx.latency_ms = latency
         run_cell(args, ctx, moto, live, latency, throttle, results)
@@ -280,7 +389,8 @@ def run_world(args, procs, moto, proxy, workdir, results, n, index, wanted, thro
             log(f"   {c.key}: teardown: {e}")
     reset_floor.stop()
     world.stop()
-    results["worlds"].append({"tables": n, "vpc": world.w["vpc"], "route_tables": world.tables})
+    results["worlds"].append({"tables": n, "vpc": world.w["vpc"], "route_tables": world.tables,
+                              **{k: world.w[k] for k in ("secondary_ip", "eip") if k in world.w}})
 
 
 def set_up(args, ctx, n, wanted, results):
@@ -313,26 +423,36 @@ def runs_of(args, c):
     return args.model_runs if c.key in FAST else args.model_slow_runs
 
 
+def resource_of(c):
+    """What a contender's claim moves: "route" (every table's VIP route), "private-ip" or "eip"."""
+    return getattr(c, "resource", "route")
+
+
+def holder_of(resource, seen):
+    """The one member holding the resource, from World.holder(), or None."""
+    if resource == "route":
+        return seen[0] if len(set(seen)) == 1 else None
+    return seen if seen in ("A", "B") else None
+
+
 def run_cell(args, ctx, moto, live, latency, throttle, results):
     """One service time: the contenders' runs interleaved, run by run."""
-    seen = ctx.world.routes()
-    holder = seen[0] if len(set(seen)) == 1 else None
+    holders = {r: holder_of(r, ctx.world.holder(r)) for r in {resource_of(c) for c in live}}
     for i in range(max([runs_of(args, c) for c in live] or [0])):
         for c in live:
             if i < runs_of(args, c):
-                row = run_one(args, ctx, moto, c, i, holder, latency, throttle)
-                holder = row.pop("holder_after")
+                row = run_one(args, ctx, moto, c, i, holders[resource_of(c)], latency, throttle)
+                holders[resource_of(c)] = row.pop("holder_after")
                 results["runs"].append(row)
 
 
 def run_one(args, ctx, moto, c, i, holder, latency, throttle):
     """One timed run from a reset world and a fresh model; returns its row."""
-    from services import reset_to
-
     proxy, world, n = ctx.proxy, ctx.world, len(ctx.world.tables)
+    resource = resource_of(c)
     frm, to = c.plan(i)
     if holder != frm:
-        reset_to(world, ctx.floor, frm)
+        world.reset(resource, frm, ctx.floor)
     proxy.model(model_config(args, latency, args.model_seed + i, throttle))
     proxy.clear_log()
     time.sleep(args.settle_ms / 1000.0)
@@ -345,18 +465,19 @@ def run_one(args, ctx, moto, c, i, holder, latency, throttle):
     entries = proxy.get("/_log")
     visible = proxy.get("/_bench/visible")
     proxy.off()
-    seen = world.routes()
+    seen = world.holder(resource)
     row = {"contender": c.key, "tables": n, "latency_ms": latency, "i": i, "from": frm, "to": to,
            "t0": r.t0, "t1": r.t1, "claim_ms": r.claim_ms, "ok": bool(r.ok),
-           "error": r.error if not r.ok else None, "routes_after": seen,
-           "verified": seen == to * n, **_extra(r),
+           "error": r.error if not r.ok else None,
+           **({"routes_after": seen, "verified": seen == to * n} if resource == "route"
+              else {"resource": resource, "holder_after_run": seen, "verified": seen == to}), **_extra(r),
            "requests": stats.get("requests", {}), "throttled": sum(stats.get("throttled", {}).values()),
            "throttled_by_action": stats.get("throttled", {}),
            "max_in_flight": stats.get("max_in_flight"), "stale_answers": sum(stats.get("stale", {}).values())}
-    row.update(analyse(row, entries, proxy.started, visible, world.eni[to], world.tables))
+    row.update(analyse(row, entries, proxy.started, visible, world.eni[to], world.tables, resource, world))
     row["moto_busy_ms"] = busy([m for m in served if m["t1"] <= max(r.t1, r.t0)]) * 1000.0
     log_run(row, c.key, frm, to)
-    row["holder_after"] = seen[0] if len(set(seen)) == 1 else None
+    row["holder_after"] = holder_of(resource, seen)
     return row
 
 
@@ -366,7 +487,8 @@ def log_run(row, key, frm, to):
     vis = f"{row['visible_ms']:7.0f}" if row["visible_ms"] is not None else "      -"
     log(f"   {row['latency_ms']:>3} ms {key:<9} #{row['i'] + 1:<2} {frm}->{to} {ms}  visible {vis} ms  "
         f"rounds {row['rounds']:<3} throttled {row['throttled']:<3} {mark}"
-        + (f": {str(row['error'])[:300]}" if mark != "ok" else ""))
+        + (f": {str(row['error'])[:300]}" if mark != "ok" else "")
+        + (f"  [{row['round_actions'][:160]}]" if row["tables"] == 1 else ""))
 
 
 def _failed(error):

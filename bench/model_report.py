@@ -7,6 +7,8 @@ from analysis import summary
 from report import _mmm, _ms, _x
 
 ORDER = ["floor", "warm", "cold", "warm-role", "cold-role", "seed", "awscli", "agent"]
+# The address modes' cell (model.MODES): the route claim with 1 table beside the two modes.
+MODES_ORDER = ["floor", "warm", "cold", "warm-private-ip", "cold-private-ip", "warm-eip", "cold-eip"]
 OTHERS = ("seed", "awscli", "agent")
 
 
@@ -22,13 +24,13 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def summarise(results):
+def summarise(results, order=ORDER):
     out = {}
     for latency in results["latencies"]:
         per_l = {}
         for n in results["tables"]:
             per = {}
-            for key in ORDER:
+            for key in order:
                 runs = [r for r in results["runs"]
                         if r["latency_ms"] == latency and r["tables"] == n and r["contender"] == key]
                 if not runs:
@@ -46,11 +48,22 @@ def summarise(results):
                     "visible": summary(r.get("visible_ms") for r in good),
                     "rounds": summary(r.get("rounds") for r in good),
                     "rounds_served": summary(r.get("rounds_served") for r in good),
+                    "rounds_to_write": summary(r.get("rounds_to_write") for r in good),
+                    "rounds_after_write": summary(r.get("rounds_after_write") for r in good),
                     "moto_busy": summary(r.get("moto_busy_ms") for r in good),
                     "throttled": summary(r.get("throttled") for r in runs),
                     "requests": {a: round(k / len(good), 1) for a, k in sorted(actions.items())} if good else {},
                     "errors": sorted({str(r["error"])[:200] for r in runs if not _good(r) and r.get("error")})[:3],
                 }
+                seqs = {}
+                for r in good:
+                    if r.get("round_actions") is not None:
+                        seqs[r["round_actions"]] = seqs.get(r["round_actions"], 0) + 1
+                if seqs:  # the rounds as the proxy logged them, most frequent first
+                    per[key]["round_actions"] = sorted(([k, v] for k, v in seqs.items()), key=lambda kv: -kv[1])
+                unconfirmed = [r for r in good if r.get("confirmed") is False]
+                if unconfirmed:
+                    per[key]["unconfirmed"] = len(unconfirmed)
             floor = per.get("floor", {})
             for s in per.values():
                 s["claim_x"] = _ratio(_median(s["claim"]), _median(floor.get("claim")))
@@ -95,6 +108,95 @@ def role_costs(results):
 NOT_YET = (("`mode=eip`: claim of an Elastic IP (`AssociateAddress`)", "not yet measured: the mode is being written"),
            ("`mode=private-ip`: claim of a secondary private IP (`AssignPrivateIpAddresses`)",
             "not yet measured: the mode is being written"))
+
+
+MODE_LABEL = {"route": "`mode=route`, 1 table (`ReplaceRoute`)",
+              "private-ip": "`mode=private-ip` (`AssignPrivateIpAddresses`)",
+              "eip": "`mode=eip` (`AssociateAddress`)"}
+MODE_KEYS = {"route": ("warm", "cold"), "private-ip": ("warm-private-ip", "cold-private-ip"),
+             "eip": ("warm-eip", "cold-eip")}
+
+
+def mode_rows(modes):
+    """[(service time, mode, warm summary, cold summary, warm route, cold route)] of the modes' cell."""
+    rows = []
+    for latency, per_l in modes["summary"].items():
+        for n, per in per_l.items():
+            route = (per.get("warm"), per.get("cold"))
+            for mode, (w, c) in MODE_KEYS.items():
+                if per.get(w) or per.get(c):
+                    rows.append((latency, mode, per.get(w), per.get(c), *route))
+    return rows
+
+
+def _vs(s, ref, key="claim"):
+    """'median (×ref)' of a summary's metric against the reference's."""
+    if not s or not s.get(key):
+        return "–"
+    a = s[key]["median"]
+    b = _median((ref or {}).get(key))
+    return f"{_ms(a)}" + (f" ({_x(a / b)})" if b else "")
+
+
+def _split_rounds(s):
+    """'to the write + read-backs' of a summary's rounds: '2 + 2 (1–3)'."""
+    if not s or not s.get("rounds_to_write"):
+        return _span((s or {}).get("rounds"))
+    return f"{_span(s['rounds_to_write'])} + {_span(s['rounds_after_write'])}"
+
+
+def modes_markdown(modes):
+    """The address modes' cell: medians, ×the route claim with 1 table of the same run, rounds."""
+    m = modes.get("machine") or {}
+    lib = m.get("library") or {}
+    args = modes.get("args") or {}
+    L = [f"The address modes, measured in a cell of their own (run {modes.get('started')}, "
+         f"{args.get('model_runs', '?')} runs per contender and service time, interleaved run by run; load "
+         f"average {(m.get('loadavg_start') or [0])[0]:.2f} at the start, {(m.get('loadavg_end') or [0])[0]:.2f} at "
+         f"the end, **on the same shared 2-core machine**" + (f"; library sha256 {lib.get('sha256')}…, built "
+         f"{lib.get('built')}, at commit {lib.get('commit')}" + (" with uncommitted changes in src/"
+                                                                if lib.get("src_modified_since_commit") else "")
+         if lib else "") + "): one world with both members in one subnet, a secondary private IP and an "
+         "Elastic IP; each claim moves the address (or the route) from the other member to the claiming one "
+         "(put back straight at moto between runs); the same model, TLS path and service times as above. "
+         "Ratios are to irisvip's route claim with 1 table **of this cell** (same world, same run), warm to "
+         "warm and cold to cold; compare the absolute times with the cells above only loosely (another run, "
+         "another library build).", ""]
+    L.append("| service time | what moves | warm: claim ms, median (×route) | cold: claim in process "
+             "(load + claim) (×route) | cold: spawn → exit (×route) | warm: switch / every reader sees it, ms | "
+             "rounds warm / cold: to the write + read-backs ¹ | EC2 requests per warm claim | runs ok warm / cold |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for latency, mode, w, c, wr, cr in mode_rows(modes):
+        ok = f"{w['ok']}/{w['runs']}" if w else "–"
+        ok += f" / {c['ok']}/{c['runs']}" if c else " / –"
+        unconf = sum((x or {}).get("unconfirmed", 0) for x in (w, c))
+        if unconf:
+            ok += f" ({unconf} unconfirmed)"
+        sw = (f"{_ms(_median(w['switch']))} / {_ms(_median(w['visible']))}" if w else "–")
+        rounds = f"{_split_rounds(w)} / {_split_rounds(c)}"
+        reqs = ", ".join(f"{a} {v:g}" for a, v in (w or {}).get("requests", {}).items()) or "–"
+        label = MODE_LABEL[mode] if mode != "route" else f"{MODE_LABEL[mode]} (reference)"
+        L.append(f"| {latency} ms | {label} | {_vs(w, wr)} | {_vs(c, cr, 'in_process')} | {_vs(c, cr)} | {sw} | "
+                 f"{rounds} | {reqs} | {ok} |")
+    L.append("")
+    L.append("¹ sequential rounds of EC2 requests (median, range), counted from the proxy's log as above: the "
+             "rounds up to and including the write, then the read-back rounds after it (reads until EC2's eventually "
+             "consistent answer shows the change: their number follows the consistency window each run draws, the "
+             "same draws for every contender). The rounds as logged, most frequent sequence per contender (runs "
+             "with it / runs), at each service time:")
+    L.append("")
+    for latency, per_l in modes["summary"].items():
+        for n, per in per_l.items():
+            for key in MODES_ORDER:
+                c = per.get(key)
+                if not c or key == "floor" or not c.get("round_actions"):
+                    continue
+                seq, k = c["round_actions"][0]
+                more = len(c["round_actions"]) - 1
+                L.append(f"- {latency} ms, {key}: `{seq}` ({k}/{c['ok']})"
+                         + (f"; {more} other sequence(s), e.g. `{c['round_actions'][1][0]}`" if more else ""))
+    L.append("")
+    return L
 
 
 MIB = 1024.0 * 1024.0
@@ -335,11 +437,15 @@ def features_markdown(results):
              "can miss a read and wait a whole pause more; its differences are that quantization as much as "
              "the role's cost.")
     L.append("")
-    L.append("| feature | cost |")
-    L.append("|---|---|")
-    for what, why in NOT_YET:
-        L.append(f"| {what} | {why} |")
-    L.append("")
+    modes = results.get("modes") or {}
+    if modes.get("summary"):
+        L.extend(modes_markdown(modes))
+    else:
+        L.append("| feature | cost |")
+        L.append("|---|---|")
+        for what, why in NOT_YET:
+            L.append(f"| {what} | {why} |")
+        L.append("")
     sizes = results.get("sizes")
     if sizes:
         before = sizes.get("before") or {}
@@ -372,6 +478,13 @@ def console(results):
                          f"{_x(c['visible_x']):>8} {_ms(_median(c['rounds'])):>6} {_ms(_median(c['throttled'])):>5} "
                          f"{str(c['ok']) + '/' + str(c['runs']):>6}")
     L.append("")
+    modes = results.get("modes") or {}
+    if modes.get("summary"):
+        L.append("address modes (x route claim with 1 table, same cell):")
+        for latency, mode, w, c, wr, cr in mode_rows(modes):
+            L.append(f"{latency:>6} {mode:<10} warm {_vs(w, wr):>16}  cold in process {_vs(c, cr, 'in_process'):>16}"
+                     f"  rounds {_split_rounds(w)} / {_split_rounds(c)}")
+        L.append("")
     for t, v, ok in targets(results):
         L.append(f"[{'met' if ok else 'NOT met'}] {t}: {v}")
     return "\n".join(L)

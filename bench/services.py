@@ -35,12 +35,16 @@ class Moto:
 
 
 class World:
-    """A two-member VPC with `tables` route tables, its VIP route pointing at B to start with."""
+    """A two-member VPC with `tables` route tables, its VIP route pointing at B to start with.
 
-    def __init__(self, procs, moto, tables, cidr_index, workdir):
+    `flags` go to tests/support/world.py create: `--same-subnet --secondary-ip --eip` make a world
+    where the address modes can run too (both members in one subnet, a secondary private IP on
+    A's ENI, an Elastic IP not associated)."""
+
+    def __init__(self, procs, moto, tables, cidr_index, workdir, flags=()):
         self.procs, self.moto, self.tables_n = procs, moto, tables
         out = subprocess.run([PY, os.path.join(SUPPORT, "world.py"), "create", "--endpoint", moto.endpoint,
-                              "--tables", str(tables), "--cidr-index", str(cidr_index)],
+                              "--tables", str(tables), "--cidr-index", str(cidr_index), *flags],
                              check=True, capture_output=True, text=True).stdout
         self.w = json.loads(out)
         self.tables = self.w["route_tables"]
@@ -70,6 +74,56 @@ class World:
                 if r.get("DestinationCidrBlock") == VIP_CIDR:
                     seen[t["RouteTableId"]] = self.letter.get(r.get("NetworkInterfaceId"), "?")
         return "".join(seen[t] for t in self.tables)
+
+    # -- the address modes (worlds made with --secondary-ip / --eip) ---------------------------
+
+    def holder(self, resource):
+        """Who holds `resource` at moto: "route" -> the routes' letters (routes()); "private-ip"
+        -> the letters of the ENIs holding the secondary address ('?' another ENI, '-' none);
+        "eip" -> the letter of the ENI the Elastic IP is associated with ('-' none)."""
+        if resource == "route":
+            return self.routes()
+        if resource == "private-ip":
+            got = self.ip_holders()
+            return "".join(sorted(self.letter.get(e, "?") for e in got)) or "-"
+        if resource == "eip":
+            a = self.moto.ec2.describe_addresses(AllocationIds=[self.w["eip"]["allocation_id"]])["Addresses"][0]
+            eni = a.get("NetworkInterfaceId") or None
+            return self.letter.get(eni, "?") if eni else "-"
+        raise ValueError(resource)
+
+    def ip_holders(self):
+        """The ENIs of the VPC holding the secondary address (moto's filter sees primaries only)."""
+        ip = self.w["secondary_ip"]["ip"]
+        enis = self.moto.ec2.describe_network_interfaces(
+            Filters=[{"Name": "vpc-id", "Values": [self.w["vpc"]]}])["NetworkInterfaces"]
+        return [e["NetworkInterfaceId"] for e in enis
+                if any(a["PrivateIpAddress"] == ip for a in e.get("PrivateIpAddresses", []))]
+
+    def reset(self, resource, holder, floor=None):
+        """Puts `resource` at `holder` straight at moto (untimed), as EC2 would leave it: a private
+        IP on that ENI alone, the Elastic IP associated with its primary address."""
+        if resource == "route":
+            return reset_to(self, floor, holder)
+        ec2, eni = self.moto.ec2, self.eni[holder]
+        if resource == "private-ip":
+            ip = self.w["secondary_ip"]["ip"]
+            held = self.ip_holders()
+            for old in held:
+                if old != eni:
+                    ec2.unassign_private_ip_addresses(NetworkInterfaceId=old, PrivateIpAddresses=[ip])
+            if eni not in held:
+                ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[ip],
+                                                AllowReassignment=True)
+        elif resource == "eip":
+            alloc = self.w["eip"]["allocation_id"]
+            a = ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+            if a.get("AssociationId"):  # moto's reassociation would leave the old ENI showing it
+                ec2.disassociate_address(AssociationId=a["AssociationId"])
+            ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni, AllowReassociation=True)
+        seen = self.holder(resource)
+        if seen != holder:
+            raise RuntimeError(f"could not reset the {resource} to {holder}: {seen}")
 
     def stop(self):
         for p in self.imds_proc:
