@@ -1,28 +1,18 @@
 //! EC2 calls for addresses that move between network interfaces: secondary private IPv4
 //! addresses (`mode=private-ip`) and Elastic IPs (`mode=eip`). One function per operation;
-//! what to do with the answers is decided in `kinds/`.
+//! what to do with the answers is decided in `kinds/`. Our ENI's addresses come from
+//! `ec2::describe_eni`.
 
+use super::ec2::filter;
 use super::retry::{self, Resend};
 use super::{error_code, sdk_error};
 use crate::config::EipRef;
 use crate::error::{Error, Result};
 use crate::net::Ipv4Net;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 use std::net::Ipv4Addr;
 use tokio::time::Instant;
-
-/// Our ENI as `mode=private-ip` and `mode=eip` need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EniAddresses {
-    pub subnet_id: Option<String>,
-    /// The primary private IPv4 address.
-    pub primary: Option<Ipv4Addr>,
-    /// Every private IPv4 address, the primary included.
-    pub private: Vec<Ipv4Addr>,
-    pub source_dest_check: Option<bool>,
-}
 
 /// An ENI that holds a private address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,43 +30,6 @@ pub struct Eip {
     pub association_id: Option<String>,
     pub eni: Option<String>,
     pub private_ip: Option<Ipv4Addr>,
-}
-
-/// The private IPv4 addresses and subnet of `eni`.
-pub async fn eni_addresses(client: &Client, eni: &str, deadline: Instant) -> Result<EniAddresses> {
-    let out = retry::send(Resend::Safe, deadline, || {
-        client
-            .describe_network_interfaces()
-            .network_interface_ids(eni)
-            .send()
-    })
-    .await
-    .map_err(|e| sdk_error("DescribeNetworkInterfaces", eni, e))?;
-    let Some(ni) = out.network_interfaces().first() else {
-        return Err(Error::not_found(format!(
-            "network interface {eni} does not exist"
-        )));
-    };
-    let mut primary = None;
-    let mut private = Vec::new();
-    for a in ni.private_ip_addresses() {
-        let Some(ip) = a.private_ip_address().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        if a.primary() == Some(true) {
-            primary = Some(ip);
-        }
-        private.push(ip);
-    }
-    if primary.is_none() {
-        primary = ni.private_ip_address().and_then(|s| s.parse().ok());
-    }
-    Ok(EniAddresses {
-        subnet_id: ni.subnet_id().map(str::to_owned),
-        primary,
-        private,
-        source_dest_check: ni.source_dest_check(),
-    })
 }
 
 /// The ENIs of `vpc_id` that hold `ip` (EC2's `addresses.private-ip-address` filter matches
@@ -341,8 +294,4 @@ pub fn eip_name(which: &EipRef) -> String {
         EipRef::Allocation(id) => id.clone(),
         EipRef::PublicIp(ip) => ip.to_string(),
     }
-}
-
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
 }

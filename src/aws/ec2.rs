@@ -11,6 +11,7 @@ use crate::report::{Action, RouteState};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, RouteState as AwsRouteState, RouteTable};
 use aws_sdk_ec2::Client;
+use std::net::Ipv4Addr;
 use tokio::time::Instant;
 
 /// One selected route table as observed.
@@ -31,6 +32,11 @@ pub struct EniInfo {
     pub instance_id: Option<String>,
     pub source_dest_check: Option<bool>,
     pub mac: Option<String>,
+    pub subnet_id: Option<String>,
+    /// The primary private IPv4 address.
+    pub primary: Option<Ipv4Addr>,
+    /// Every private IPv4 address, the primary included.
+    pub private: Vec<Ipv4Addr>,
 }
 
 /// Every IPv4 and IPv6 CIDR associated with the VPC.
@@ -154,7 +160,7 @@ pub async fn route_tables(
     }
 }
 
-/// The ENI's VPC, instance and SourceDestCheck.
+/// The ENI's VPC, instance, SourceDestCheck, subnet and private addresses.
 pub async fn describe_eni(client: &Client, eni: &str, deadline: Instant) -> Result<EniInfo> {
     let out = retry::send(Resend::Safe, deadline, || {
         client
@@ -169,6 +175,17 @@ pub async fn describe_eni(client: &Client, eni: &str, deadline: Instant) -> Resu
             "network interface {eni} does not exist"
         )));
     };
+    let mut primary = None;
+    let mut private = Vec::new();
+    for a in ni.private_ip_addresses() {
+        let Some(ip) = a.private_ip_address().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if a.primary() == Some(true) {
+            primary = Some(ip);
+        }
+        private.push(ip);
+    }
     Ok(EniInfo {
         vpc_id: ni.vpc_id().map(str::to_owned),
         instance_id: ni
@@ -177,6 +194,9 @@ pub async fn describe_eni(client: &Client, eni: &str, deadline: Instant) -> Resu
             .map(str::to_owned),
         source_dest_check: ni.source_dest_check(),
         mac: ni.mac_address().map(str::to_owned),
+        subnet_id: ni.subnet_id().map(str::to_owned),
+        primary: primary.or_else(|| ni.private_ip_address().and_then(|s| s.parse().ok())),
+        private,
     })
 }
 
@@ -412,7 +432,7 @@ fn is_v6(dest: &str) -> bool {
     dest.contains(':')
 }
 
-fn filter(name: &str, value: &str) -> Filter {
+pub(super) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 

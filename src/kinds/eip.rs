@@ -12,11 +12,12 @@
 
 use super::shared;
 use super::Call;
-use crate::aws::addresses::{self, AddressMutation, Eip, EniAddresses, Probe};
+use crate::aws::addresses::{self, AddressMutation, Eip, Probe};
+use crate::aws::ec2::{self, EniInfo};
 use crate::config::EipRef;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, AddressStep};
-use crate::report::{Action, AddressKind, AddressReport, CheckItem, ErrorReport, Op, Report};
+use crate::report::{Action, AddressKind, AddressReport, CheckItem, Op, Report};
 use futures_util::future::join;
 use std::net::Ipv4Addr;
 use tokio::time::timeout_at;
@@ -25,7 +26,7 @@ use tokio::time::timeout_at;
 struct Found {
     eip: Eip,
     allocation_id: String,
-    ours: EniAddresses,
+    ours: EniInfo,
     /// The private address of our ENI the Elastic IP must map to.
     private_ip: Ipv4Addr,
 }
@@ -94,12 +95,7 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
     });
     let action = match applied {
         Ok(a) => a,
-        Err(e) => {
-            address.action = Some(Action::Failed);
-            address.error = Some(ErrorReport::from(&e));
-            report.address = Some(address);
-            return Err(e);
-        }
+        Err(e) => return Err(shared::address_failed(report, address, e)),
     };
     address.action = Some(action);
     if matches!(action, Action::Associated | Action::Disassociated) {
@@ -119,35 +115,15 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
             |now: &Eip| same_association(now, &before),
         )
         .await;
-        address.confirmed = Some(seen.confirmed);
-        if let Some(e) = &seen.error {
-            report.warnings.push(format!(
-                "read-back failed, reporting the association as read before the change: {}",
-                e.message
-            ));
-        }
         if let Some(now) = &seen.last {
-            let confirmed = address.confirmed;
             address = AddressReport {
                 action: Some(action),
-                confirmed,
                 ..address_report(now, &found.allocation_id, &me)
             };
         }
-        if !seen.confirmed {
-            let now = address.target.as_deref().unwrap_or("no ENI");
-            report.warnings.push(match &seen.last {
-                Some(last) if same_association(last, &before) => format!(
-                    "{allocation_id}: EC2 accepted the change but no read showed it before the deadline (EC2 reads \
-                     are eventually consistent); the last read shows it on {now}"
-                ),
-                Some(_) => format!(
-                    "{allocation_id}: read-back shows it on {now} after our change; another member may have acted \
-                     at the same time"
-                ),
-                None => format!("{allocation_id}: no read-back succeeded before the deadline"),
-            });
-        }
+        address.confirmed = Some(seen.confirmed);
+        let now = address.target.as_deref().unwrap_or("no ENI");
+        seen.warn(allocation_id, "the association", now, &mut report.warnings);
         report.holder = Some(plan::address_holder(address.target.as_deref(), &me));
     }
     report.address = Some(address);
@@ -258,7 +234,7 @@ fn eip_ref(call: &Call<'_>) -> Result<EipRef> {
 async fn discover(call: &Call<'_>, which: &EipRef) -> Result<Found> {
     let (eip, ours) = join(
         addresses::describe_eip(&call.client, which, call.deadline),
-        addresses::eni_addresses(&call.client, &call.me.eni, call.deadline),
+        ec2::describe_eni(&call.client, &call.me.eni, call.deadline),
     )
     .await;
     let (eip, ours) = (eip?, ours?);

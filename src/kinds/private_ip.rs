@@ -12,29 +12,24 @@
 
 use super::shared::{self, LocalVip};
 use super::Call;
-use crate::aws::addresses::{self, EniAddresses, Holding};
+use crate::aws::addresses::{self, Holding};
+use crate::aws::ec2::{self, EniInfo};
 use crate::error::{Error, Result};
 use crate::net::{IpNet, Ipv4Net};
 use crate::plan::{self, AddressStep};
-use crate::report::{Action, AddressKind, AddressReport, CheckItem, ErrorReport, Op, Report};
+use crate::report::{Action, AddressKind, AddressReport, CheckItem, Op, Report};
 use futures_util::future::join;
 use std::net::Ipv4Addr;
 use tokio::time::timeout_at;
 
 /// What discovery found.
 struct Found {
-    ours: EniAddresses,
+    ours: EniInfo,
     subnet: Ipv4Net,
     holders: Vec<Holding>,
 }
 
-impl Found {
-    /// The ENI the report names as holding the address: ours if it is among them.
-    fn target(&self, me: &str) -> Option<String> {
-        target_of(&self.holders, me)
-    }
-}
-
+/// The ENI the report names as holding the address: ours if it is among them.
 fn target_of(holders: &[Holding], me: &str) -> Option<String> {
     holders
         .iter()
@@ -66,18 +61,7 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
                 .join(", ")
         ));
     }
-    let mut address = AddressReport {
-        kind: AddressKind::PrivateIp,
-        ip: ip.to_string(),
-        target: found.target(&me),
-        is_self: held_by(&found.holders, &me),
-        action: None,
-        confirmed: None,
-        allocation_id: None,
-        association_id: None,
-        private_ip: None,
-        error: None,
-    };
+    let mut address = address_report(&found.holders, ip, &me);
     report.holder = Some(plan::address_holder(address.target.as_deref(), &me));
 
     let op = call.op;
@@ -132,12 +116,7 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
     });
     let action = match applied {
         Ok(a) => a,
-        Err(e) => {
-            address.action = Some(Action::Failed);
-            address.error = Some(ErrorReport::from(&e));
-            report.address = Some(address);
-            return Err(e);
-        }
+        Err(e) => return Err(shared::address_failed(report, address, e)),
     };
     address.action = Some(action);
     if matches!(action, Action::Assigned | Action::Unassigned) {
@@ -160,29 +139,12 @@ pub async fn run(call: &mut Call<'_>, report: &mut Report) -> Result<()> {
         )
         .await;
         address.confirmed = Some(seen.confirmed);
-        if let Some(e) = &seen.error {
-            report.warnings.push(format!(
-                "read-back failed, reporting the holder as read before the change: {}",
-                e.message
-            ));
-        }
         if let Some(now) = &seen.last {
             address.target = target_of(now, &me);
             address.is_self = held_by(now, &me);
         }
-        if !seen.confirmed {
-            let now = address.target.as_deref().unwrap_or("no ENI");
-            report.warnings.push(match &seen.last {
-                Some(last) if *last == before || (taking && held_by(last, &me)) => format!(
-                    "{ip}: EC2 accepted the change but no read showed it before the deadline (EC2 reads are \
-                     eventually consistent); the last read shows it on {now}"
-                ),
-                Some(_) => format!(
-                    "{ip}: read-back shows it on {now} after our change; another member may have acted at the same time"
-                ),
-                None => format!("{ip}: no read-back succeeded before the deadline"),
-            });
-        }
+        let now = address.target.as_deref().unwrap_or("no ENI");
+        seen.warn(&ip.to_string(), "the holder", now, &mut report.warnings);
         report.holder = Some(plan::address_holder(address.target.as_deref(), &me));
     }
     report.address = Some(address);
@@ -242,19 +204,8 @@ pub async fn check(
             Some("choose an unused address of this ENI's subnet, outside the first four and the last".into()),
         ),
     });
-    let target = found.target(&me);
-    let mut address = AddressReport {
-        kind: AddressKind::PrivateIp,
-        ip: ip.to_string(),
-        target: target.clone(),
-        is_self: held_by(&found.holders, &me),
-        action: None,
-        confirmed: None,
-        allocation_id: None,
-        association_id: None,
-        private_ip: None,
-        error: None,
-    };
+    let address = address_report(&found.holders, ip, &me);
+    let target = address.target.clone();
     let holder = plan::address_holder(target.as_deref(), &me);
     report.holder = Some(holder);
     items.push(CheckItem::pass(
@@ -265,7 +216,6 @@ pub async fn check(
             None => format!("no ENI holds {ip} yet (a claim assigns it)"),
         },
     ));
-    address.action = None;
     report.address = Some(address);
     if !call.cfg.probe_permissions {
         items.push(CheckItem::skip(
@@ -289,6 +239,22 @@ pub async fn check(
     Ok(())
 }
 
+/// The `address` of a result, as `holders` show it.
+fn address_report(holders: &[Holding], ip: Ipv4Addr, me: &str) -> AddressReport {
+    AddressReport {
+        kind: AddressKind::PrivateIp,
+        ip: ip.to_string(),
+        target: target_of(holders, me),
+        is_self: held_by(holders, me),
+        action: None,
+        confirmed: None,
+        allocation_id: None,
+        association_id: None,
+        private_ip: None,
+        error: None,
+    }
+}
+
 /// The address as IPv4 (the config refuses IPv6 here; the label's default is IPv4).
 fn ipv4(local: &LocalVip) -> Result<Ipv4Addr> {
     match local.vip {
@@ -303,7 +269,7 @@ fn ipv4(local: &LocalVip) -> Result<Ipv4Addr> {
 /// One round: our ENI and the address's holders; then the subnet's CIDR, once per process.
 async fn discover(call: &mut Call<'_>, ip: Ipv4Addr) -> Result<Found> {
     let (ours, holders) = join(
-        addresses::eni_addresses(&call.client, &call.me.eni, call.deadline),
+        ec2::describe_eni(&call.client, &call.me.eni, call.deadline),
         addresses::holders(&call.client, ip, &call.me.vpc_id, call.deadline),
     )
     .await;
@@ -399,11 +365,14 @@ mod tests {
 
     fn found(primary: &str, holders: Vec<Holding>) -> Found {
         Found {
-            ours: EniAddresses {
+            ours: EniInfo {
+                vpc_id: None,
+                instance_id: None,
+                source_dest_check: None,
+                mac: None,
                 subnet_id: Some("subnet-1".into()),
                 primary: primary.parse().ok(),
                 private: vec![],
-                source_dest_check: None,
             },
             subnet: net("10.0.1.0/24"),
             holders,

@@ -166,6 +166,9 @@ pub struct Seen<T> {
     pub last: Option<T>,
     /// A read showed the change.
     pub confirmed: bool,
+    /// The last read, not showing the change, may just be stale (it still shows what the
+    /// change was planned on); false: a third party acted.
+    pub stale: bool,
     /// The last read failed.
     pub error: Option<Error>,
 }
@@ -185,6 +188,7 @@ where
     let mut seen = Seen {
         last: None,
         confirmed: false,
+        stale: false,
         error: None,
     };
     let mut backoff = Backoff::new();
@@ -193,9 +197,9 @@ where
             Ok(Ok(now)) => {
                 seen.error = None;
                 seen.confirmed = done(&now);
-                let again = !seen.confirmed && waiting(&now);
+                seen.stale = !seen.confirmed && waiting(&now);
                 seen.last = Some(now);
-                if !again {
+                if !seen.stale {
                     break;
                 }
             }
@@ -210,6 +214,45 @@ where
         }
     }
     seen
+}
+
+impl<T> Seen<T> {
+    /// The warnings of an address's read-back: a read that failed (the report then shows
+    /// `what` as read before the change), and a change of `name` no read showed, with `now`,
+    /// the holder the last read names.
+    pub fn warn(&self, name: &str, what: &str, now: &str, warnings: &mut Vec<String>) {
+        if let Some(e) = &self.error {
+            warnings.push(format!(
+                "read-back failed, reporting {what} as read before the change: {}",
+                e.message
+            ));
+        }
+        if self.confirmed {
+            return;
+        }
+        warnings.push(match &self.last {
+            Some(_) if self.stale => format!(
+                "{name}: EC2 accepted the change but no read showed it before the deadline (EC2 reads are \
+                 eventually consistent); the last read shows it on {now}"
+            ),
+            Some(_) => format!(
+                "{name}: read-back shows it on {now} after our change; another member may have acted at the same time"
+            ),
+            None => format!("{name}: no read-back succeeded before the deadline"),
+        });
+    }
+}
+
+/// A mutation of the address failed: the report's address says so, and the error is the call's.
+pub fn address_failed(
+    report: &mut crate::report::Report,
+    mut address: crate::report::AddressReport,
+    e: Error,
+) -> Error {
+    address.action = Some(crate::report::Action::Failed);
+    address.error = Some(crate::report::ErrorReport::from(&e));
+    report.address = Some(address);
+    e
 }
 
 /// The report's action for a planned address step in a dry run.
