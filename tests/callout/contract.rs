@@ -5,8 +5,6 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
@@ -76,50 +74,6 @@ fn compact(log: &[Value]) -> String {
         .join(" ")
 }
 
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// A raw EC2 Query request straight to moto (not through any proxy); answers the XML body.
-/// moto checks no signature but picks the service and region from the Authorization
-/// header's credential scope (without one it answers as S3). Used to take a snapshot of what DescribeRouteTables says at one moment, which a
-/// proxy rule then replays as a stale read.
-fn moto_query(endpoint: &str, params: &[(&str, &str)]) -> String {
-    let port: u16 = endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .unwrap_or_else(|| panic!("no port in {endpoint}"));
-    let body = std::iter::once(("Version", "2016-11-15"))
-        .chain(params.iter().copied())
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
-    write!(
-        s,
-        "POST / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("read");
-    let (head, xml) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "moto: {head}\n{xml}"
-    );
-    xml.to_owned()
-}
-
 /// The proxy saw the call read the tables and send nothing that changes a route.
 fn assert_read_only(ec2: &FaultProxy, what: &str) {
     let log = ec2.log();
@@ -143,7 +97,9 @@ fn describe_snapshot(w: &World, tables: &[&str]) -> String {
         .collect();
     let mut params = vec![("Action", "DescribeRouteTables")];
     params.extend(keys.iter().map(String::as_str).zip(tables.iter().copied()));
-    let xml = moto_query(&w.endpoint, &params);
+    // Straight to moto (not through any proxy): a snapshot of what DescribeRouteTables says at
+    // one moment, which a proxy rule then replays as a stale read.
+    let xml = ec2_query(&w.endpoint, &params);
     for t in tables {
         assert!(xml.contains(t), "snapshot lacks {t}: {xml}");
     }

@@ -723,7 +723,7 @@ fn no_thread_is_left_behind_and_a_forked_child_works() {
     p.ec2.set(json!([
         {"action": ASSIGN, "fault": "hang", "max_s": 10, "after": 1, "count": 1},
     ]));
-    let mut child =
+    let child =
         p.b.host()
             .args(["threads", "call", "vip_claim", &p.cfg("")])
             .args(["fork", "vip_status", &p.cfg("")])
@@ -735,18 +735,7 @@ fn no_thread_is_left_behind_and_a_forked_child_works() {
             .stderr(Stdio::null())
             .spawn()
             .expect("zfhost");
-    let task_dir = format!("/proc/{}/task", child.id());
-    let (mut max, mut samples) = (0, 0);
-    let t0 = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if let Ok(d) = std::fs::read_dir(&task_dir) {
-            max = max.max(d.count());
-            samples += 1;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "zfhost hung");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let out = child.wait_with_output().expect("output");
+    let (max, samples, out) = thread_peak(child);
     let l = lines(&out);
     assert!(samples > 20, "only {samples} samples");
     assert_eq!(max, 1, "the host process had {max} threads at some point");

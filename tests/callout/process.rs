@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An endpoint that accepts connections and never answers.
 fn black_hole() -> u16 {
@@ -120,7 +120,7 @@ fn no_thread_is_created_before_during_or_after_calls() {
     let w = World::create(1, &[]);
     let a = Node::new(&w, &w.a);
     let port = black_hole();
-    let mut child = a
+    let child = a
         .host()
         .args([
             "threads",
@@ -144,18 +144,7 @@ fn no_thread_is_created_before_during_or_after_calls() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let task_dir = format!("/proc/{}/task", child.id());
-    let (mut max, mut samples) = (0, 0);
-    let t0 = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if let Ok(d) = std::fs::read_dir(&task_dir) {
-            max = max.max(d.count());
-            samples += 1;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "zfhost hung");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let out = child.wait_with_output().expect("output");
+    let (max, samples, out) = thread_peak(child);
     let lines = lines(&out);
     assert!(samples > 50, "only {samples} samples");
     assert_eq!(max, 1, "the host process had {max} threads at some point");

@@ -1110,3 +1110,20 @@ pub fn seed_from_env(var: &str, default: u64) -> u64 {
     eprintln!("{var}={seed}");
     seed
 }
+
+/// Samples `/proc/<pid>/task` of `child` every millisecond until it exits (60 s at most):
+/// the most threads it ever had, how many samples were taken, and its output.
+pub fn thread_peak(mut child: Child) -> (usize, usize, Output) {
+    let task_dir = format!("/proc/{}/task", child.id());
+    let (mut max, mut samples) = (0, 0);
+    let t0 = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if let Ok(d) = std::fs::read_dir(&task_dir) {
+            max = max.max(d.count());
+            samples += 1;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "zfhost hung");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (max, samples, child.wait_with_output().expect("output"))
+}
